@@ -1,0 +1,18 @@
+"""Option types shared across em_core, defined once."""
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+CovarianceType = Literal["full", "tied", "diag", "spherical"]
+Criterion = Literal["bic", "aic", "icl"]
+InitMethod = Literal["k-means++", "random_from_data"]
+
+COVARIANCE_TYPES: tuple[CovarianceType, ...] = ("full", "tied", "diag", "spherical")
+CRITERIA: tuple[Criterion, ...] = ("bic", "aic", "icl")
+INIT_METHODS: tuple[InitMethod, ...] = ("k-means++", "random_from_data")
+
+ArrayLike = npt.ArrayLike
+FloatArray = npt.NDArray[np.float64]
+SeedLike = int | np.random.Generator | None

@@ -1,0 +1,134 @@
+"""The EM loop over a chunk source, shared by every estimator and backend.
+
+One iteration is one map-reduce: every chunk is summarised under the current parameters
+(:func:`em_core.estep.summarize`), the summaries are summed, and the M-step
+(:func:`em_core.suffstats.maximize`) maps the sum to new parameters. The E-step of iteration t
+also yields the observed-data log-likelihood of the parameters after t M-steps, so the trace
+``history[t]`` costs nothing extra and the last entry is the log-likelihood of the returned fit.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._typing import FloatArray
+from .estep import summarize
+from .linalg import CholeskyError
+from .params import GMMParams
+from .sources import ChunkSource
+from .suffstats import SufficientStats, maximize
+
+
+def min_component_mass(covariance_type: str, n_features: int) -> float:
+    """Responsibility mass below which a component's covariance is not estimable.
+
+    full: d + 1 points; diag and spherical: 2; tied: 1 (the covariance is pooled).
+    """
+    return {"full": n_features + 1.0, "diag": 2.0, "spherical": 2.0, "tied": 1.0}[covariance_type]
+
+
+def degeneracy(
+    params: GMMParams, nk: FloatArray, column_var: FloatArray, reg_covar: float, eigen_floor: float
+) -> str | None:
+    """Why a fit is a spurious (collapsed) maximum, or None if it is not.
+
+    A component is degenerate when its responsibility mass is below
+    :func:`min_component_mass`, or when the smallest eigenvalue of its un-regularised covariance,
+    in units of the data's per-column variance (eig(D^-½ (Σ_k − reg·I) D^-½), D = diag(var)), is
+    below ``eigen_floor``: the likelihood then grows without bound as the component shrinks.
+    """
+    if not (np.all(np.isfinite(params.weights)) and np.all(np.isfinite(params.means))):
+        return "non-finite parameters"
+    ct, d = params.covariance_type, params.n_features
+    need = min_component_mass(ct, d)
+    small = np.flatnonzero(nk < need)
+    if small.size:
+        k = int(small[0])
+        return (
+            f"component {k} has responsibility mass {nk[k]:.3g} < {need:g} needed for a "
+            f"{ct} covariance in {d} dimensions"
+        )
+    if eigen_floor <= 0:
+        return None
+    scale = np.sqrt(np.where(column_var > 0, column_var, 1.0))
+    cov = params.covariances
+    if ct in ("full", "tied"):
+        cov = np.atleast_3d(cov) if ct == "full" else cov[None]
+        cov = cov - reg_covar * np.eye(d)
+        standardized = cov / scale[None, :, None] / scale[None, None, :]
+        eig = np.linalg.eigvalsh(standardized)[:, 0]
+    elif ct == "diag":
+        eig = np.min((cov - reg_covar) / scale**2, axis=1)
+    else:
+        eig = (cov - reg_covar) / np.mean(scale**2)
+    bad = np.flatnonzero(eig < eigen_floor)
+    if bad.size:
+        k = int(bad[np.argmin(eig[bad])])
+        which = "the tied covariance" if ct == "tied" else f"component {k}"
+        return (
+            f"{which} collapsed: smallest covariance eigenvalue {eig[k]:.3g} (in units of the "
+            f"data's variance) is below eigen_floor={eigen_floor:g}"
+        )
+    return None
+
+
+@dataclass
+class EMRun:
+    """Outcome of one EM restart."""
+
+    params: GMMParams
+    history: list[float] = field(default_factory=list)
+    n_iter: int = 0
+    converged: bool = False
+    degenerate: str | None = None
+    entropy: float = 0.0
+
+
+def run_em(
+    source: ChunkSource,
+    params: GMMParams,
+    *,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    eigen_floor: float,
+    column_var: FloatArray,
+) -> EMRun:
+    """Iterate E- and M-steps from ``params`` until |Δ log-likelihood| / n < tol or max_iter.
+
+    A Cholesky failure or a degenerate component ends the restart early with ``degenerate`` set
+    to the reason; its parameters are then the last valid ones.
+    """
+    n = source.n_samples
+    run = EMRun(params)
+    prev = -np.inf
+    for it in range(max_iter + 1):
+        current = run.params
+        stats: SufficientStats = source.map_reduce(lambda X, p=current: summarize(X, p))
+        ll = stats.log_likelihood
+        if not np.isfinite(ll):
+            run.degenerate = "log-likelihood is not finite"
+            break
+        run.history.append(ll)
+        run.entropy = stats.entropy
+        if it > 0 and abs(ll - prev) / n < tol:
+            run.converged = True
+            break
+        if it == max_iter:
+            break
+        prev = ll
+        try:
+            new = maximize(stats, reg_covar)
+        except CholeskyError:
+            run.degenerate = (
+                "a covariance matrix became singular; increase reg_covar, decrease "
+                "n_components, or scale the data"
+            )
+            break
+        reason = degeneracy(new, stats.nk, column_var, reg_covar, eigen_floor)
+        if reason is not None:
+            run.degenerate = reason
+            break
+        run.params = new
+        run.n_iter = it + 1
+    return run

@@ -1,0 +1,233 @@
+"""E-step kernels: log-densities, responsibilities and sufficient statistics for a chunk of rows.
+
+Missing cells (NaN) are latent. For a row with observed coordinates o and missing m, under
+component k with mean μ and precision Λ = P Pᵀ (Ghahramani & Jordan 1994)::
+
+    x_m | x_o, k  ~  N(μ_m − Λ_mm⁻¹ Λ_mo (x_o − μ_o),  Λ_mm⁻¹)
+    log N(x_o | μ_o, Σ_oo) = −½|o| log 2π + ½ log det Λ − ½ log det Λ_mm − ½ ‖(x̂ − μ) P‖²
+
+where x̂ is x with its missing cells set to the conditional mean: filling the missing cells that
+way minimises the full quadratic form, which then equals the marginal Mahalanobis distance of x_o,
+and log det Σ_oo = log det Σ + log det Λ_mm (Schur complement). Only Λ_mm (|m| × |m|, small) is
+factorised, once per missingness pattern and component, and the per-row work is the same
+``(x̂ − μ) P`` product as for complete rows. ``diag`` and ``spherical`` need no factorisation at
+all: missing axes simply drop out of the sums, which is done with masked matrix products.
+"""
+
+import numpy as np
+
+from ._typing import FloatArray
+from .linalg import LOG_2PI
+from .params import GMMParams
+from .suffstats import SufficientStats
+
+
+def logsumexp_rows(a: FloatArray) -> FloatArray:
+    """log Σ_k exp(a_ik) per row, stable for large negative entries."""
+    amax = np.max(a, axis=1, keepdims=True)
+    amax[~np.isfinite(amax)] = 0.0
+    with np.errstate(under="ignore", divide="ignore"):
+        out = np.log(np.sum(np.exp(a - amax), axis=1))
+    return out + amax[:, 0]
+
+
+# --------------------------------------------------------------------------- complete rows
+def log_prob_complete(X: FloatArray, params: GMMParams) -> FloatArray:
+    """log N(x_i | μ_k, Σ_k) for rows without NaN, shape (n, K) (scikit-learn's formulas)."""
+    n, d = X.shape
+    ct = params.covariance_type
+    means, pc = params.means, params.precisions_chol
+    if ct in ("full", "tied"):
+        maha = np.empty((n, params.n_components))
+        for k in range(params.n_components):
+            p = pc[k] if ct == "full" else pc
+            y = X @ p - means[k] @ p
+            maha[:, k] = np.einsum("ij,ij->i", y, y)
+    elif ct == "diag":
+        prec = pc**2
+        maha = np.sum(means**2 * prec, axis=1) - 2.0 * (X @ (means * prec).T) + (X**2) @ prec.T
+    else:
+        prec = pc**2
+        maha = (
+            np.sum(means**2, axis=1) * prec
+            - 2.0 * (X @ (means.T * prec))
+            + np.outer(np.einsum("ij,ij->i", X, X), prec)
+        )
+    return -0.5 * (d * LOG_2PI + maha) + params.log_det_half
+
+
+def _stats_complete(X: FloatArray, resp: FloatArray, params: GMMParams, stats: SufficientStats):
+    """Add Σ r·(x−c), Σ r·(x−c)(x−c)ᵀ of complete rows to ``stats`` (c = ``stats.shift``)."""
+    c = stats.shift
+    rk = resp.sum(axis=0)
+    stats.nk += rk
+    stats.sx += resp.T @ X - rk[:, None] * c
+    if params.covariance_type in ("full", "tied"):
+        for k in range(params.n_components):
+            diff = X - c[k]
+            stats.sxx[k] += (resp[:, k, None] * diff).T @ diff
+    else:
+        stats.sxx += resp.T @ (X**2) - 2.0 * c * (resp.T @ X) + c**2 * rk[:, None]
+
+
+# --------------------------------------------------------------------------- diag / spherical
+def _log_prob_masked_diag(X0: FloatArray, observed: FloatArray, params: GMMParams) -> FloatArray:
+    """Marginal log-densities for diag/spherical: sums over observed axes only (X0 has 0 at NaN)."""
+    prec = 1.0 / params.diag_variances
+    means = params.means
+    log_pc = 0.5 * np.log(prec)
+    maha = observed @ (means**2 * prec).T - 2.0 * (X0 @ (means * prec).T) + (X0**2) @ prec.T
+    n_obs = observed.sum(axis=1)
+    return -0.5 * (n_obs[:, None] * LOG_2PI + maha) + observed @ log_pc.T
+
+
+def _stats_masked_diag(X0, observed, resp, params: GMMParams, stats: SufficientStats):
+    """E[x] = x on observed axes, μ_k on missing ones; E[(x−c)²] adds σ²_k on missing axes."""
+    c = stats.shift
+    rk = resp.sum(axis=0)
+    r_obs = resp.T @ observed  # Σ r over rows where the axis is observed, (K, d)
+    r_x = resp.T @ X0
+    mu, var = params.means, params.diag_variances
+    stats.nk += rk
+    # missing axes contribute r·(μ − c) and r·((μ − c)² + σ²)
+    r_mis = rk[:, None] - r_obs
+    stats.sx += r_x - c * r_obs + r_mis * (mu - c)
+    stats.sxx += resp.T @ (X0**2) - 2.0 * c * r_x + c**2 * r_obs + r_mis * ((mu - c) ** 2 + var)
+
+
+# --------------------------------------------------------------------------- full / tied patterns
+def _pattern_factors(params: GMMParams, missing: np.ndarray):
+    """Per-pattern factors, cached on ``params``: (obs idx, miss idx, A, C, ½ log det Λ_mm).
+
+    A_k = Λ_k,mm⁻¹ Λ_k,mo (|m| × |o|), C_k = Λ_k,mm⁻¹ (conditional covariance of x_m).
+    """
+    key = missing.tobytes()
+    cache = params._cache.setdefault("patterns", {})
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    mis = np.flatnonzero(missing)
+    obs = np.flatnonzero(~missing)
+    lam = params.full_precisions
+    lam_mm = lam[:, mis[:, None], mis[None, :]]
+    lam_mo = lam[:, mis[:, None], obs[None, :]]
+    chol = np.linalg.cholesky(lam_mm)
+    cond_cov = np.linalg.inv(lam_mm)
+    cond_cov = 0.5 * (cond_cov + np.swapaxes(cond_cov, 1, 2))
+    a = cond_cov @ lam_mo
+    half_logdet_mm = np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+    cache[key] = out = (obs, mis, a, cond_cov, half_logdet_mm)
+    return out
+
+
+def pattern_terms(Xg: FloatArray, missing: np.ndarray, params: GMMParams):
+    """For rows sharing one missingness pattern (at least one missing cell).
+
+    Returns ``(log_prob (n, K), diff (n, K, d), cond_cov (K, |m|, |m|), mis)`` where
+    ``diff[i, k] = x̂_ik − μ_k`` with the conditional mean in the missing coordinates. Works for
+    every covariance type (diag and spherical through their diagonal factors).
+    """
+    obs, mis, a, cond_cov, half_logdet_mm = _pattern_factors(params, missing)
+    means = params.means
+    delta_o = Xg[:, None, obs] - means[None, :, obs]  # (n, K, |o|)
+    diff = np.empty((Xg.shape[0], params.n_components, params.n_features))
+    diff[:, :, obs] = delta_o
+    diff[:, :, mis] = -np.einsum("nko,kmo->nkm", delta_o, a)
+    y = np.einsum("nkd,kde->nke", diff, params.full_precisions_chol)
+    maha = np.einsum("nke,nke->nk", y, y)
+    log_prob = -0.5 * (obs.size * LOG_2PI + maha) + (params.log_det_half - half_logdet_mm)
+    return log_prob, diff, cond_cov, mis
+
+
+def _stats_pattern(diff, cond_cov, mis, resp, stats: SufficientStats):
+    rk = resp.sum(axis=0)
+    stats.nk += rk
+    stats.sx += np.einsum("nk,nkd->kd", resp, diff)
+    stats.sxx += np.einsum("nk,nkd,nke->kde", resp, diff, diff)
+    stats.sxx[:, mis[:, None], mis[None, :]] += rk[:, None, None] * cond_cov
+
+
+# --------------------------------------------------------------------------- pattern grouping
+def pattern_keys(missing: np.ndarray) -> np.ndarray:
+    """One sortable key per row identifying its missingness pattern."""
+    d = missing.shape[1]
+    if d <= 62:
+        return missing.astype(np.int64) @ (np.int64(1) << np.arange(d, dtype=np.int64))
+    packed = np.packbits(missing, axis=1)
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
+def group_by_pattern(missing: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(row indices, missing mask of the pattern)] for the rows of a chunk."""
+    keys = pattern_keys(missing)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    cuts = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
+    groups = np.split(order, cuts)
+    return [(rows, missing[rows[0]]) for rows in groups]
+
+
+# --------------------------------------------------------------------------- public chunk kernels
+def _responsibilities(weighted_log_prob: FloatArray):
+    lse = logsumexp_rows(weighted_log_prob)
+    log_resp = weighted_log_prob - lse[:, None]
+    with np.errstate(under="ignore"):
+        resp = np.exp(log_resp)
+    entropy = -float(np.sum(resp * np.where(resp > 0, log_resp, 0.0)))
+    return lse, resp, entropy
+
+
+def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
+    """log w_k + log p(x_i,obs | k) for any chunk (NaN = missing), shape (n, K)."""
+    missing = np.isnan(X)
+    if not missing.any():
+        return log_prob_complete(X, params) + params.log_weights
+    if params.covariance_type in ("diag", "spherical"):
+        observed = (~missing).astype(np.float64)
+        return _log_prob_masked_diag(np.where(missing, 0.0, X), observed, params) + (
+            params.log_weights
+        )
+    out = np.empty((X.shape[0], params.n_components))
+    for rows, mis in group_by_pattern(missing):
+        if not mis.any():
+            out[rows] = log_prob_complete(X[rows], params)
+        else:
+            out[rows] = pattern_terms(X[rows], mis, params)[0]
+    return out + params.log_weights
+
+
+def summarize(X: FloatArray, params: GMMParams, stats: SufficientStats | None = None):
+    """E-step over one chunk of rows: add its sufficient statistics to ``stats`` (or new ones).
+
+    The statistics are taken around the current means (``stats.shift = params.means``).
+    """
+    if stats is None:
+        stats = SufficientStats.zeros(params.covariance_type, params.means)
+    missing = np.isnan(X)
+    ct = params.covariance_type
+    if not missing.any():
+        groups = [(slice(None), None)]
+    elif ct in ("diag", "spherical"):
+        groups = [(slice(None), "masked")]
+    else:
+        groups = group_by_pattern(missing)
+    for rows, mis in groups:
+        Xg = X[rows]
+        if mis is None or (isinstance(mis, np.ndarray) and not mis.any()):
+            wlp = log_prob_complete(Xg, params) + params.log_weights
+            lse, resp, ent = _responsibilities(wlp)
+            _stats_complete(Xg, resp, params, stats)
+        elif isinstance(mis, str):
+            observed = (~missing).astype(np.float64)
+            X0 = np.where(missing, 0.0, Xg)
+            wlp = _log_prob_masked_diag(X0, observed, params) + params.log_weights
+            lse, resp, ent = _responsibilities(wlp)
+            _stats_masked_diag(X0, observed, resp, params, stats)
+        else:
+            lp, diff, cond_cov, mis_idx = pattern_terms(Xg, mis, params)
+            lse, resp, ent = _responsibilities(lp + params.log_weights)
+            _stats_pattern(diff, cond_cov, mis_idx, resp, stats)
+        stats.log_likelihood += float(lse.sum())
+        stats.entropy += ent
+        stats.n_samples += Xg.shape[0]
+    return stats

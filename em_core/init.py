@@ -1,0 +1,124 @@
+"""Initial parameters: k-means++ seeding with Lloyd refinement, random rows, or a warm start.
+
+Distances use the observed cells only: for rows with missing cells the squared distance over the
+observed axes is scaled by d / |o| (partial-distance k-means). Seeding and Lloyd iterations run on
+a seeded subsample of at most ``max_samples`` rows; the initial mixture then comes from one pass
+that assigns every row to its nearest centre (missing cells filled with the centre's values).
+"""
+
+import numpy as np
+
+from ._typing import FloatArray, InitMethod
+from .params import GMMParams
+from .suffstats import SufficientStats, maximize
+
+
+def _sq_distances(X0: FloatArray, observed: FloatArray, centers: FloatArray) -> FloatArray:
+    """Partial squared distances (n, K) over observed axes, rescaled to all d axes."""
+    d = X0.shape[1]
+    sq = np.einsum("ij,ij->i", X0, X0)[:, None] - 2.0 * (X0 @ centers.T) + observed @ (centers**2).T
+    np.maximum(sq, 0.0, out=sq)
+    return sq * (d / observed.sum(axis=1))[:, None]
+
+
+def _fill_center(row: FloatArray, column_means: FloatArray) -> FloatArray:
+    return np.where(np.isnan(row), column_means, row)
+
+
+def kmeans_plus_plus(
+    X: FloatArray, n_components: int, rng: np.random.Generator, column_means: FloatArray
+) -> FloatArray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with 2 + log K local trials)."""
+    n = X.shape[0]
+    observed = (~np.isnan(X)).astype(np.float64)
+    X0 = np.nan_to_num(X, nan=0.0)
+    n_trials = 2 + int(np.log(n_components))
+    centers = np.empty((n_components, X.shape[1]))
+    centers[0] = _fill_center(X[rng.integers(n)], column_means)
+    closest = _sq_distances(X0, observed, centers[:1])[:, 0]
+    for c in range(1, n_components):
+        potential = closest.sum()
+        if potential <= 0.0:
+            candidates = rng.integers(n, size=n_trials)
+        else:
+            candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * potential)
+            candidates = np.minimum(candidates, n - 1)
+        cand_centers = np.array([_fill_center(X[i], column_means) for i in candidates])
+        dist = np.minimum(closest[:, None], _sq_distances(X0, observed, cand_centers))
+        best = int(np.argmin(dist.sum(axis=0)))
+        centers[c] = cand_centers[best]
+        closest = dist[:, best]
+    return centers
+
+
+def lloyd(X: FloatArray, centers: FloatArray, n_iter: int) -> FloatArray:
+    """A few Lloyd iterations on observed cells; an emptied cluster keeps its centre."""
+    observed = (~np.isnan(X)).astype(np.float64)
+    X0 = np.nan_to_num(X, nan=0.0)
+    centers = centers.copy()
+    for _ in range(n_iter):
+        labels = np.argmin(_sq_distances(X0, observed, centers), axis=1)
+        onehot = np.zeros((X.shape[0], centers.shape[0]))
+        onehot[np.arange(X.shape[0]), labels] = 1.0
+        sums = onehot.T @ X0
+        counts = onehot.T @ observed
+        new = np.divide(sums, counts, out=centers.copy(), where=counts > 0)
+        if np.allclose(new, centers, rtol=0.0, atol=1e-12):
+            break
+        centers = new
+    return centers
+
+
+def hard_assignment_stats(X: FloatArray, centers: FloatArray, covariance_type) -> SufficientStats:
+    """Sufficient statistics of one chunk with every row assigned to its nearest centre.
+
+    Missing cells take the centre's value, so the first covariances slightly understate the
+    spread of incomplete columns (EM corrects it).
+    """
+    k = centers.shape[0]
+    stats = SufficientStats.zeros(covariance_type, centers)
+    observed = (~np.isnan(X)).astype(np.float64)
+    labels = np.argmin(_sq_distances(np.nan_to_num(X, nan=0.0), observed, centers), axis=1)
+    for j in range(k):
+        rows = X[labels == j]
+        if rows.shape[0] == 0:
+            continue
+        diff = np.where(np.isnan(rows), 0.0, rows - centers[j])
+        stats.nk[j] += rows.shape[0]
+        stats.sx[j] += diff.sum(axis=0)
+        if covariance_type in ("full", "tied"):
+            stats.sxx[j] += diff.T @ diff
+        else:
+            stats.sxx[j] += np.sum(diff**2, axis=0)
+    stats.n_samples = X.shape[0]
+    return stats
+
+
+def params_from_assignment(stats: SufficientStats, reg_covar: float) -> GMMParams:
+    """Initial mixture from summed hard-assignment statistics.
+
+    An empty cluster would have no covariance: it gets unit mass and the pooled scatter.
+    """
+    empty = stats.nk < 1.0
+    if empty.any():
+        pooled = stats.sxx.sum(axis=0) / max(stats.nk.sum(), 1.0)
+        stats.nk[empty] = 1.0
+        stats.sx[empty] = 0.0
+        stats.sxx[empty] = pooled
+    return maximize(stats, reg_covar)
+
+
+def initial_centers(
+    X_sample: FloatArray,
+    n_components: int,
+    method: InitMethod,
+    rng: np.random.Generator,
+    column_means: FloatArray,
+    n_lloyd: int = 10,
+) -> FloatArray:
+    """Centres from ``k-means++`` (seeding + Lloyd) or ``random_from_data`` (distinct rows)."""
+    if method == "k-means++":
+        centers = kmeans_plus_plus(X_sample, n_components, rng, column_means)
+        return lloyd(X_sample, centers, n_lloyd)
+    rows = rng.choice(X_sample.shape[0], size=n_components, replace=False)
+    return np.array([_fill_center(X_sample[i], column_means) for i in rows])

@@ -1,0 +1,482 @@
+"""GaussianMixture: the estimator. A thin shell over the kernels, the EM driver and the sources."""
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ._typing import ArrayLike, CovarianceType, FloatArray, InitMethod, SeedLike
+from ._validation import (
+    check_data,
+    check_n_samples,
+    check_params,
+    check_random_state,
+)
+from .em import EMRun, run_em
+from .estep import (
+    _responsibilities,
+    group_by_pattern,
+    logsumexp_rows,
+    pattern_terms,
+    weighted_log_prob,
+)
+from .exceptions import ConvergenceWarning, DegenerateFitError
+from .init import hard_assignment_stats, initial_centers, params_from_assignment
+from .linalg import precision_cholesky, precision_cholesky_from_precisions
+from .params import GMMParams
+from .sources import ArraySource, ChunkSource, ColumnMoments
+
+
+class GaussianMixture:
+    """Gaussian mixture fitted by EM on data with missing cells (NaN).
+
+    Missing cells are latent variables, like the component labels: the E-step uses each row's
+    observed-coordinate marginal for the responsibilities and the conditional Gaussian of its
+    missing coordinates for the sufficient statistics (Ghahramani & Jordan 1994). With K = 1 this
+    is the classical multivariate-normal EM for missing data (Dempster, Laird & Rubin 1977); with
+    no NaN it is ordinary GMM EM and reproduces scikit-learn's ``GaussianMixture`` trajectory.
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of mixture components K.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+        scikit-learn's names (mclust VVV, EEE, VVI, VII).
+    tol : float, default 1e-6
+        Stop when the change of the *mean* observed-data log-likelihood per row is below ``tol``.
+    max_iter : int, default 500
+        Maximum number of EM iterations (M-steps) per restart.
+    n_init : int, default 1
+        Number of restarts; the one with the highest log-likelihood among non-degenerate ones is
+        kept. With a warm start, restart 0 starts from the given parameters and the others from
+        ``init``, so a warm start races fresh restarts.
+    init : {"k-means++", "random_from_data"}, default "k-means++"
+        k-means++ seeding plus Lloyd iterations on observed cells, or K distinct random rows.
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance (in data units).
+    random_state : int, numpy Generator or None
+        Seed for every random choice; same seed and data give the same fit.
+    weights_init, means_init, precisions_init : array-like, optional
+        Warm start (precision matrices, shaped like ``precisions_``). Missing pieces are derived
+        from a hard assignment of the rows to ``means_init`` (or to the ``init`` centres).
+    chunk_size : int, default 16384
+        Rows per E-step chunk: working memory beyond X is O(chunk_size × K × d).
+    eigen_floor : float, default 1e-5
+        A component whose un-regularised covariance has an eigenvalue below ``eigen_floor`` in
+        units of the data's per-column variance (or whose mass is below d + 1 points for full, 2
+        for diag/spherical) is a collapsed, spurious maximum: that restart is rejected. 0 turns
+        the eigenvalue test off.
+    init_max_samples : int, default 100000
+        k-means++ seeding and Lloyd iterations run on a seeded subsample of at most this many rows.
+
+    Attributes
+    ----------
+    weights_ : (K,)
+    means_ : (K, d)
+    covariances_ : full (K, d, d), tied (d, d), diag (K, d), spherical (K,)
+    precisions_cholesky_, precisions_ : same shapes as ``covariances_``
+    converged_ : bool
+    n_iter_ : int — M-steps of the kept restart
+    log_likelihood_ : float — total observed-data log-likelihood of the training data at the fit
+    history_ : list of lists — per restart, the total log-likelihood at the start parameters and
+        after each M-step (the last entry of the kept restart equals ``log_likelihood_``)
+    best_restart_ : int — index into ``history_`` of the kept restart
+    restarts_ : list of dicts — per restart: init, log_likelihood, n_iter, converged, degenerate
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: CovarianceType = "full",
+        tol: float = 1e-6,
+        max_iter: int = 500,
+        n_init: int = 1,
+        init: InitMethod = "k-means++",
+        reg_covar: float = 1e-6,
+        random_state: SeedLike = None,
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        chunk_size: int = 16384,
+        eigen_floor: float = 1e-5,
+        init_max_samples: int = 100_000,
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.chunk_size = chunk_size
+        self.eigen_floor = eigen_floor
+        self.init_max_samples = init_max_samples
+
+    # ------------------------------------------------------------------ fitting
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-safe except array warm starts and Generators)."""
+        names = (
+            "n_components covariance_type tol max_iter n_init init reg_covar random_state "
+            "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples"
+        ).split()
+        return {name: getattr(self, name) for name in names}
+
+    def fit(self, X: ArrayLike) -> "GaussianMixture":
+        """Fit by EM with ``n_init`` restarts. X: (n, d) array, NaN marks a missing cell."""
+        check_params(self)
+        X = check_data(X)
+        check_n_samples(X.shape[0], self.n_components)
+        source = ArraySource(
+            X, self.chunk_size, group_patterns=self.covariance_type in ("full", "tied")
+        )
+        return self.fit_source(source)
+
+    def fit_source(self, source: ChunkSource) -> "GaussianMixture":
+        """Fit from any :class:`~em_core.sources.ChunkSource` (in memory, streamed, distributed)."""
+        check_params(self)
+        check_n_samples(source.n_samples, self.n_components)
+        rng = check_random_state(self.random_state)
+        moments: ColumnMoments = source.map_reduce(ColumnMoments.of)
+        column_var = moments.var
+        warm = self._has_warm_start()
+        runs: list[EMRun] = []
+        inits: list[str] = []
+        failures: list[str] = []
+        for restart, restart_rng in enumerate(rng.spawn(self.n_init)):
+            use_warm = warm and restart == 0
+            name = "warm" if use_warm else self.init
+            try:
+                params0 = self._initial_params(source, restart_rng, moments, use_warm)
+            except np.linalg.LinAlgError:
+                failures.append(f"restart {restart} ({name}): initial covariance is singular")
+                runs.append(EMRun(params=None, degenerate="singular initial covariance"))
+                inits.append(name)
+                continue
+            run = run_em(
+                source,
+                params0,
+                tol=self.tol,
+                max_iter=self.max_iter,
+                reg_covar=self.reg_covar,
+                eigen_floor=self.eigen_floor,
+                column_var=column_var,
+            )
+            runs.append(run)
+            inits.append(name)
+            if run.degenerate:
+                failures.append(f"restart {restart} ({name}): {run.degenerate}")
+
+        good = [i for i, r in enumerate(runs) if r.degenerate is None]
+        self.history_ = [list(r.history) for r in runs]
+        self.restarts_ = [
+            {
+                "restart": i,
+                "init": inits[i],
+                "log_likelihood": r.history[-1] if r.history else None,
+                "n_iter": r.n_iter,
+                "converged": r.converged,
+                "degenerate": r.degenerate is not None,
+                "reason": r.degenerate,
+            }
+            for i, r in enumerate(runs)
+        ]
+        if not good:
+            raise DegenerateFitError(
+                f"every EM restart of a {self.n_components}-component {self.covariance_type} "
+                "mixture collapsed onto a few points (a spurious maximum): "
+                + "; ".join(failures)
+                + ". Decrease n_components, increase reg_covar, use a constrained "
+                "covariance_type, or scale the data."
+            )
+        best = max(good, key=lambda i: runs[i].history[-1])
+        run = runs[best]
+        self._set_params(run.params)
+        self.best_restart_ = best
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self.log_likelihood_ = float(run.history[-1])
+        self.entropy_ = float(run.entropy)
+        self.n_samples_fit_ = int(source.n_samples)
+        if not run.converged and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge within max_iter={self.max_iter} iterations "
+                f"(tol={self.tol}); increase max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def fit_predict(self, X: ArrayLike) -> np.ndarray:
+        return self.fit(X).predict(X)
+
+    def _has_warm_start(self) -> bool:
+        return any(
+            v is not None for v in (self.weights_init, self.means_init, self.precisions_init)
+        )
+
+    def _initial_params(
+        self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, warm: bool
+    ) -> GMMParams:
+        k, d, ct = self.n_components, source.n_features, self.covariance_type
+        if warm and self.means_init is not None:
+            centers = _as_float(self.means_init, (k, d), "means_init")
+        else:
+            sample = source.sample(rng, self.init_max_samples)
+            centers = initial_centers(sample, k, self.init, rng, moments.mean)
+        stats = source.map_reduce(lambda X: hard_assignment_stats(X, centers, ct))
+        params = params_from_assignment(stats, self.reg_covar)
+        if not warm:
+            return params
+        weights, means, prec_chol = params.weights, params.means, params.precisions_chol
+        if self.weights_init is not None:
+            weights = _as_float(self.weights_init, (k,), "weights_init")
+            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-8):
+                raise ValueError("weights_init must be non-negative and sum to 1")
+        if self.means_init is not None:
+            means = centers
+        if self.precisions_init is not None:
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[ct]
+            precisions = _as_float(self.precisions_init, shape, "precisions_init")
+            prec_chol = precision_cholesky_from_precisions(precisions, ct)
+        return GMMParams(weights, means, prec_chol, ct)
+
+    def _set_params(self, params: GMMParams) -> None:
+        self._params = params
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_chol
+        self.precisions_ = params.precisions
+        self.n_features_in_ = params.n_features
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self) -> GMMParams:
+        if not hasattr(self, "_params"):
+            raise ValueError("this GaussianMixture is not fitted yet; call fit(X) first")
+        return self._params
+
+    def _chunked_rows(self, X: ArrayLike):
+        params = self._check_fitted()
+        X = check_data(X, n_features=params.n_features)
+        return params, X, range(0, X.shape[0], self.chunk_size)
+
+    def _weighted_log_prob(self, X: ArrayLike) -> FloatArray:
+        params, X, starts = self._chunked_rows(X)
+        out = np.empty((X.shape[0], params.n_components))
+        for s in starts:
+            out[s : s + self.chunk_size] = weighted_log_prob(X[s : s + self.chunk_size], params)
+        return out
+
+    def score_samples(self, X: ArrayLike) -> FloatArray:
+        """Observed-data log-density log p(x_i,obs) of each row (NaN cells marginalised)."""
+        return logsumexp_rows(self._weighted_log_prob(X))
+
+    def score(self, X: ArrayLike) -> float:
+        """Mean per-row observed-data log-likelihood."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X: ArrayLike) -> FloatArray:
+        """Posterior component probabilities p(k | x_i,obs), shape (n, K); rows sum to 1."""
+        wlp = self._weighted_log_prob(X)
+        with np.errstate(under="ignore"):
+            return np.exp(wlp - logsumexp_rows(wlp)[:, None])
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Most probable component of each row."""
+        return np.argmax(self._weighted_log_prob(X), axis=1)
+
+    # ------------------------------------------------------------------ criteria
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters: K−1 weights, K·d means, and the covariance parameters."""
+        return self._check_fitted().n_parameters
+
+    def bic(self, X: ArrayLike) -> float:
+        """Bayesian information criterion −2 log L + p log n. The lower the better."""
+        n = np.shape(X)[0]
+        return -2.0 * float(np.sum(self.score_samples(X))) + self.n_parameters * np.log(n)
+
+    def aic(self, X: ArrayLike) -> float:
+        """Akaike information criterion −2 log L + 2p. The lower the better."""
+        return -2.0 * float(np.sum(self.score_samples(X))) + 2.0 * self.n_parameters
+
+    def icl(self, X: ArrayLike) -> float:
+        """Integrated completed likelihood BIC + 2·EN, EN = −Σ_i Σ_k r_ik log r_ik ≥ 0.
+
+        Biernacki, Celeux & Govaert (2000), in the entropy form of McLachlan & Peel (2000, §6.10).
+        ICL ≥ BIC; it penalises overlapping components. The lower the better.
+        """
+        wlp = self._weighted_log_prob(X)
+        lse, _, entropy = _responsibilities(wlp)
+        n = wlp.shape[0]
+        return -2.0 * float(lse.sum()) + self.n_parameters * np.log(n) + 2.0 * entropy
+
+    # ------------------------------------------------------------------ generation, imputation
+    def sample(
+        self, n_samples: int = 1, random_state: SeedLike = None
+    ) -> tuple[FloatArray, np.ndarray]:
+        """Draw ``n_samples`` rows; returns (X (n, d), component labels (n,))."""
+        params = self._check_fitted()
+        if not isinstance(n_samples, int | np.integer) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        rng = check_random_state(random_state)
+        labels = rng.choice(params.n_components, size=n_samples, p=params.weights)
+        z = rng.standard_normal((n_samples, params.n_features))
+        # x = μ + P⁻ᵀ z has covariance P⁻ᵀ P⁻¹ = Σ
+        factors = np.linalg.inv(params.full_precisions_chol)  # (K, d, d): P⁻¹
+        X = params.means[labels] + np.einsum("nd,nde->ne", z, factors[labels])
+        return X, labels
+
+    def impute(
+        self, X: ArrayLike, n_draws: int | None = None, random_state: SeedLike = None
+    ) -> FloatArray:
+        """Fill missing cells under the fitted mixture.
+
+        Without ``n_draws``: the conditional expectation E[x_mis | x_obs] =
+        Σ_k p(k | x_obs) E[x_mis | x_obs, k], shape (n, d). With ``n_draws = m``: m multiple
+        imputations, shape (m, n, d): per row and draw, a component from p(k | x_obs), then the
+        missing cells from the conditional Gaussian of that component. Observed cells are returned
+        unchanged; the imputed cells are exactly ``np.isnan(X)``.
+        """
+        params, X, _ = self._chunked_rows(X)
+        if n_draws is not None and (not isinstance(n_draws, int | np.integer) or n_draws < 1):
+            raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
+        rng = check_random_state(random_state) if n_draws is not None else None
+        missing = np.isnan(X)
+        out = np.repeat(X[None], n_draws or 1, axis=0)
+        incomplete = np.flatnonzero(missing.any(axis=1))
+        for start in range(0, incomplete.size, self.chunk_size):
+            rows_chunk = incomplete[start : start + self.chunk_size]
+            for rows_local, mis in group_by_pattern(missing[rows_chunk]):
+                rows = rows_chunk[rows_local]
+                lp, diff, cond_cov, mis_idx = pattern_terms(X[rows], mis, params)
+                _, resp, _ = _responsibilities(lp + params.log_weights)
+                cond_means = params.means[None, :, mis_idx] + diff[:, :, mis_idx]  # (n, K, m)
+                if n_draws is None:
+                    out[0][np.ix_(rows, mis_idx)] = np.einsum("nk,nkm->nm", resp, cond_means)
+                    continue
+                chol = np.linalg.cholesky(cond_cov)  # (K, m, m)
+                cum = np.cumsum(resp, axis=1)
+                for draw in range(n_draws):
+                    u = rng.random(rows.size)[:, None]
+                    comp = np.minimum((u > cum).sum(axis=1), params.n_components - 1)
+                    z = rng.standard_normal((rows.size, mis_idx.size))
+                    values = cond_means[np.arange(rows.size), comp] + np.einsum(
+                        "nij,nj->ni", chol[comp], z
+                    )
+                    out[draw][np.ix_(rows, mis_idx)] = values
+        return out[0] if n_draws is None else out
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe, versioned description of the fitted model (floats round-trip exactly)."""
+        from . import __version__
+
+        params = self._check_fitted()
+        hyper = {
+            k: v
+            for k, v in self.get_params().items()
+            if k not in ("weights_init", "means_init", "precisions_init")
+        }
+        if not (hyper["random_state"] is None or isinstance(hyper["random_state"], int)):
+            hyper["random_state"] = None
+        return {
+            "format": "em_core.GaussianMixture",
+            "format_version": 1,
+            "em_core_version": __version__,
+            "hyperparameters": hyper,
+            "n_features": params.n_features,
+            "weights": params.weights.tolist(),
+            "means": params.means.tolist(),
+            "covariances": np.asarray(params.covariances).tolist(),
+            "precisions_cholesky": np.asarray(params.precisions_chol).tolist(),
+            "fit": {
+                "converged": bool(self.converged_),
+                "n_iter": int(self.n_iter_),
+                "log_likelihood": _float_or_none(self.log_likelihood_),
+                "entropy": float(self.entropy_),
+                "n_samples": int(self.n_samples_fit_),
+                "best_restart": int(self.best_restart_),
+                "history": [[float(v) for v in h] for h in self.history_],
+                "restarts": self.restarts_,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GaussianMixture":
+        """Rebuild a fitted model written by :meth:`to_dict`."""
+        if data.get("format") != "em_core.GaussianMixture":
+            raise ValueError("not an em_core.GaussianMixture description (missing 'format')")
+        if data.get("format_version") != 1:
+            raise ValueError(
+                f"unsupported format_version {data.get('format_version')!r}; this em_core reads 1"
+            )
+        gm = cls(**data["hyperparameters"])
+        ct = gm.covariance_type
+        params = GMMParams(
+            np.asarray(data["weights"], dtype=np.float64),
+            np.asarray(data["means"], dtype=np.float64),
+            np.asarray(data["precisions_cholesky"], dtype=np.float64),
+            ct,
+        )
+        params.__dict__["covariances"] = np.asarray(data["covariances"], dtype=np.float64)
+        gm._set_params(params)
+        fit = data["fit"]
+        gm.converged_ = fit["converged"]
+        gm.n_iter_ = fit["n_iter"]
+        gm.log_likelihood_ = fit["log_likelihood"]
+        gm.entropy_ = fit["entropy"]
+        gm.n_samples_fit_ = fit["n_samples"]
+        gm.best_restart_ = fit["best_restart"]
+        gm.history_ = [list(h) for h in fit["history"]]
+        gm.restarts_ = [dict(r) for r in fit["restarts"]]
+        return gm
+
+    @classmethod
+    def from_params(
+        cls,
+        weights: ArrayLike,
+        means: ArrayLike,
+        covariances: ArrayLike,
+        covariance_type: CovarianceType = "full",
+        **kwargs: Any,
+    ) -> "GaussianMixture":
+        """A fitted-looking model from known parameters (for scoring, sampling, tests)."""
+        gm = cls(n_components=len(np.asarray(weights)), covariance_type=covariance_type, **kwargs)
+        check_params(gm)
+        cov = np.asarray(covariances, dtype=np.float64)
+        params = GMMParams(
+            np.asarray(weights, dtype=np.float64),
+            np.asarray(means, dtype=np.float64),
+            precision_cholesky(cov, covariance_type),
+            covariance_type,
+        )
+        params.__dict__["covariances"] = cov
+        gm._set_params(params)
+        gm.converged_, gm.n_iter_, gm.log_likelihood_, gm.entropy_ = True, 0, None, 0.0
+        gm.n_samples_fit_, gm.best_restart_, gm.history_, gm.restarts_ = 0, 0, [], []
+        return gm
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianMixture(n_components={self.n_components}, "
+            f"covariance_type={self.covariance_type!r})"
+        )
+
+
+def _as_float(value: ArrayLike, shape: tuple[int, ...], name: str) -> FloatArray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)

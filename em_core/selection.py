@@ -1,0 +1,124 @@
+"""Model selection over the number of components and covariance types (BIC, AIC, ICL)."""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._typing import COVARIANCE_TYPES, ArrayLike, CovarianceType, Criterion
+from ._validation import check_criterion, check_data, check_random_state
+from .exceptions import DegenerateFitError
+from .mixture import GaussianMixture
+
+_COV_CODE = {name: i for i, name in enumerate(COVARIANCE_TYPES)}
+
+
+@dataclass
+class SelectionResult:
+    """Outcome of :func:`select_model`.
+
+    ``table`` has one dict per candidate with n_components, covariance_type, log_likelihood,
+    n_parameters, bic, aic, icl (lower is better), converged, n_iter, seconds, degenerate and
+    error; numeric fields are None for a candidate that failed. ``best`` is the chosen fitted
+    model (never a degenerate one), ``models`` maps (K, covariance type) to the fitted model or
+    None.
+    """
+
+    criterion: Criterion
+    table: list[dict[str, Any]]
+    best: GaussianMixture
+    best_index: int
+    models: dict[tuple[int, str], GaussianMixture | None] = field(repr=False)
+
+
+def candidate_seed(random_state: int | None, n_components: int, covariance_type: str) -> int:
+    """A seed per candidate that depends only on (random_state, K, covariance type), so adding
+    or removing candidates never changes the others' fits."""
+    seq = np.random.SeedSequence([random_state or 0, n_components, _COV_CODE[covariance_type]])
+    return int(seq.generate_state(1, dtype=np.uint32)[0])
+
+
+def select_model(
+    X: ArrayLike,
+    n_components: Iterable[int] = range(1, 9),
+    covariance_types: Iterable[CovarianceType] = COVARIANCE_TYPES,
+    *,
+    criterion: Criterion = "bic",
+    n_init: int = 3,
+    random_state: int | None = 0,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **gm_kwargs: Any,
+) -> SelectionResult:
+    """Fit every (K, covariance type) candidate and pick the best by ``criterion``.
+
+    Criteria follow scikit-learn's sign: BIC = −2 log L + p log n, AIC = −2 log L + 2p,
+    ICL = BIC + 2·entropy; **lower is better**. Candidates whose every restart collapsed
+    (see :class:`GaussianMixture`, ``eigen_floor``) are recorded as degenerate and never chosen.
+    ``callback(row)`` is called after each candidate with the table row plus ``index`` and
+    ``total``, for progress reporting. Extra keyword arguments go to :class:`GaussianMixture`.
+    """
+    check_criterion(criterion)
+    if random_state is not None and not isinstance(random_state, int):
+        raise ValueError("select_model needs an int (or None) random_state")
+    check_random_state(random_state)
+    X = check_data(X)
+    ks = sorted(set(int(k) for k in n_components))
+    cov_types = list(dict.fromkeys(covariance_types))
+    if not ks:
+        raise ValueError("n_components is empty")
+    for ct in cov_types:
+        if ct not in COVARIANCE_TYPES:
+            raise ValueError(f"unknown covariance_type {ct!r}; choose from {COVARIANCE_TYPES}")
+    if ks[0] < 1:
+        raise ValueError(f"n_components must be >= 1, got {ks[0]}")
+    if ks[0] > X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows, fewer than the smallest n_components={ks[0]}")
+
+    n = X.shape[0]
+    table: list[dict[str, Any]] = []
+    models: dict[tuple[int, str], GaussianMixture | None] = {}
+    candidates = [(k, ct) for ct in cov_types for k in ks]
+    for index, (k, ct) in enumerate(candidates):
+        seed = None if random_state is None else candidate_seed(random_state, k, ct)
+        gm = GaussianMixture(k, covariance_type=ct, n_init=n_init, random_state=seed, **gm_kwargs)
+        row: dict[str, Any] = {"n_components": k, "covariance_type": ct}
+        started = time.perf_counter()
+        try:
+            if k > n:
+                raise ValueError(f"X has {n} rows, fewer than n_components={k}")
+            gm.fit(X)
+        except (DegenerateFitError, ValueError) as exc:
+            models[(k, ct)] = None
+            row.update(
+                log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
+                converged=False, n_iter=None, degenerate=isinstance(exc, DegenerateFitError),
+                error=str(exc),
+            )  # fmt: skip
+        else:
+            models[(k, ct)] = gm
+            ll, p = gm.log_likelihood_, gm.n_parameters
+            bic = -2.0 * ll + p * np.log(n)
+            row.update(
+                log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
+                icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
+                degenerate=False, error=None,
+            )  # fmt: skip
+        row["seconds"] = time.perf_counter() - started
+        table.append(row)
+        if callback is not None:
+            callback({"index": index, "total": len(candidates), **row})
+
+    scored = [i for i, row in enumerate(table) if row[criterion] is not None]
+    if not scored:
+        raise DegenerateFitError(
+            "no candidate model could be fitted: "
+            + "; ".join(
+                f"K={r['n_components']} {r['covariance_type']}: {r['error']}" for r in table
+            )
+        )
+    best_index = min(scored, key=lambda i: (table[i][criterion], i))
+    best_row = table[best_index]
+    best = models[(best_row["n_components"], best_row["covariance_type"])]
+    return SelectionResult(criterion, table, best, best_index, models)

@@ -1,0 +1,96 @@
+"""Where the rows live. The EM driver only asks a source to map a function over its chunks and
+sum the results, so in-memory arrays, Parquet streams and cluster partitions share one loop."""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from ._typing import FloatArray
+from .estep import pattern_keys
+
+T = TypeVar("T")
+
+
+@dataclass
+class ColumnMoments:
+    """Additive per-column count, sum and sum of squares of the observed cells."""
+
+    count: FloatArray
+    total: FloatArray
+    total_sq: FloatArray
+
+    @classmethod
+    def of(cls, X: FloatArray) -> "ColumnMoments":
+        observed = ~np.isnan(X)
+        X0 = np.where(observed, X, 0.0)
+        return cls(observed.sum(axis=0).astype(float), X0.sum(axis=0), (X0**2).sum(axis=0))
+
+    def __add__(self, other: "ColumnMoments") -> "ColumnMoments":
+        return ColumnMoments(
+            self.count + other.count, self.total + other.total, self.total_sq + other.total_sq
+        )
+
+    @property
+    def mean(self) -> FloatArray:
+        return self.total / np.maximum(self.count, 1.0)
+
+    @property
+    def var(self) -> FloatArray:
+        return np.maximum(self.total_sq / np.maximum(self.count, 1.0) - self.mean**2, 0.0)
+
+
+class ChunkSource(Protocol):
+    """What the EM driver needs from the data."""
+
+    n_samples: int
+    n_features: int
+
+    def map_reduce(self, fn: Callable[[FloatArray], T]) -> T:
+        """Σ fn(chunk) over all chunks (results support ``+``)."""
+        ...
+
+    def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        """A seeded random subset of at most ``size`` rows (for initialisation)."""
+        ...
+
+
+class ArraySource:
+    """An in-memory (n, d) array walked in chunks of ``chunk_size`` rows.
+
+    With ``group_patterns=True`` and missing cells present, chunks follow an order that groups
+    rows by missingness pattern (an int64 index, not a copy of X), so each pattern's
+    factorisations are paid once per chunk rather than scattered across many small groups.
+    """
+
+    def __init__(self, X: FloatArray, chunk_size: int, *, group_patterns: bool = False) -> None:
+        self.X = X
+        self.n_samples, self.n_features = X.shape
+        self.chunk_size = int(chunk_size)
+        self.order = None
+        if group_patterns:
+            missing = np.isnan(X)
+            if missing.any():
+                self.order = np.argsort(pattern_keys(missing), kind="stable")
+
+    def chunks(self) -> Iterator[FloatArray]:
+        for start in range(0, self.n_samples, self.chunk_size):
+            stop = min(start + self.chunk_size, self.n_samples)
+            if self.order is None:
+                yield self.X[start:stop]
+            else:
+                yield self.X[self.order[start:stop]]
+
+    def map_reduce(self, fn: Callable[[FloatArray], T]) -> T:
+        total = None
+        for chunk in self.chunks():
+            part = fn(chunk)
+            total = part if total is None else total + part
+        return total
+
+    def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
+        if size >= self.n_samples:
+            return self.X
+        rows = np.sort(rng.choice(self.n_samples, size=size, replace=False))
+        return self.X[rows]

@@ -1,0 +1,116 @@
+"""Additive sufficient statistics of one E-step and the M-step that maps them to parameters.
+
+A chunk of rows turns into a summary that is small (independent of the number of rows) and
+additive, so summaries of chunks — in memory, streamed from Parquet, or computed on workers — are
+summed before one M-step. With responsibilities r_ik and, for missing cells, the conditional
+moments E[x_i | x_i,obs, k] and Cov[x_i | x_i,obs, k] (zero in observed coordinates)::
+
+    n_k   = Σ_i r_ik
+    sx_k  = Σ_i r_ik (E[x_i] - c_k)
+    sxx_k = Σ_i r_ik ((E[x_i] - c_k)(E[x_i] - c_k)ᵀ + Cov[x_i])
+
+taken around a per-component shift c_k (the current means), which keeps second moments free of
+cancellation. For ``diag`` and ``spherical`` only the diagonal of ``sxx`` is kept.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._typing import CovarianceType, FloatArray
+from .linalg import precision_cholesky
+from .params import GMMParams
+
+_EPS = 10 * np.finfo(np.float64).eps
+
+
+@dataclass
+class SufficientStats:
+    """Summary of an E-step over some rows; ``a + b`` merges two summaries with the same shift."""
+
+    covariance_type: CovarianceType
+    shift: FloatArray  # (K, d)
+    nk: FloatArray  # (K,)
+    sx: FloatArray  # (K, d)
+    sxx: FloatArray  # (K, d, d) for full/tied, (K, d) for diag/spherical
+    log_likelihood: float  # Σ_i log p(x_i,obs)
+    entropy: float  # -Σ_i Σ_k r_ik log r_ik
+    n_samples: int
+
+    @classmethod
+    def zeros(cls, covariance_type: CovarianceType, shift: FloatArray) -> "SufficientStats":
+        k, d = shift.shape
+        sxx_shape = (k, d, d) if covariance_type in ("full", "tied") else (k, d)
+        return cls(
+            covariance_type, shift, np.zeros(k), np.zeros((k, d)), np.zeros(sxx_shape), 0.0, 0.0, 0
+        )
+
+    def __add__(self, other: "SufficientStats") -> "SufficientStats":
+        if self.covariance_type != other.covariance_type or not np.array_equal(
+            self.shift, other.shift
+        ):
+            raise ValueError("cannot merge summaries taken under different parameters")
+        return SufficientStats(
+            self.covariance_type,
+            self.shift,
+            self.nk + other.nk,
+            self.sx + other.sx,
+            self.sxx + other.sxx,
+            self.log_likelihood + other.log_likelihood,
+            self.entropy + other.entropy,
+            self.n_samples + other.n_samples,
+        )
+
+    def __iadd__(self, other: "SufficientStats") -> "SufficientStats":
+        if self.covariance_type != other.covariance_type:
+            raise ValueError("cannot merge summaries of different covariance types")
+        self.nk += other.nk
+        self.sx += other.sx
+        self.sxx += other.sxx
+        self.log_likelihood += other.log_likelihood
+        self.entropy += other.entropy
+        self.n_samples += other.n_samples
+        return self
+
+
+def estimate_covariances(
+    stats: SufficientStats, reg_covar: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """M-step moments: (nk, means, covariances) from a summed summary.
+
+    With δ_k = sx_k / n_k: μ_k = c_k + δ_k and the scatter S_k = sxx_k / n_k − δ_k δ_kᵀ;
+    full Σ_k = S_k + reg·I; tied Σ = Σ_k n_k S_k / Σ_k n_k + reg·I; diag σ²_k = diag S_k + reg;
+    spherical σ²_k = mean_j diag S_k + reg. ``n_k`` gets 10·eps so empty components stay finite.
+    """
+    nk = stats.nk + _EPS
+    delta = stats.sx / nk[:, None]
+    means = stats.shift + delta
+    ct = stats.covariance_type
+    if ct in ("full", "tied"):
+        scatter = stats.sxx / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        d = means.shape[1]
+        if ct == "full":
+            cov = scatter
+            cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+            cov[:, np.arange(d), np.arange(d)] += reg_covar
+        else:
+            cov = np.einsum("k,kij->ij", nk, scatter) / nk.sum()
+            cov = 0.5 * (cov + cov.T)
+            cov[np.arange(d), np.arange(d)] += reg_covar
+    else:
+        var = stats.sxx / nk[:, None] - delta**2 + reg_covar
+        cov = var if ct == "diag" else var.mean(axis=1)
+    return nk, means, cov
+
+
+def maximize(stats: SufficientStats, reg_covar: float) -> GMMParams:
+    """M-step: new parameters from a summed summary (weights ∝ n_k).
+
+    Raises :class:`em_core.linalg.CholeskyError` when a covariance is not positive definite.
+    """
+    nk, means, cov = estimate_covariances(stats, reg_covar)
+    weights = nk / nk.sum()
+    prec_chol = precision_cholesky(cov, stats.covariance_type)
+    params = GMMParams(weights, means, prec_chol, stats.covariance_type)
+    params.__dict__["covariances"] = cov  # exact M-step covariances, not a round trip
+    return params
