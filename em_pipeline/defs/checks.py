@@ -1,0 +1,166 @@
+"""Asset checks. The blocking ones stop everything downstream (and so publication) on failure."""
+
+import math
+
+import dagster as dg
+import pandas as pd
+
+from em_pipeline.defs.assets.ingest import SNAPSHOT, SUMMARY, raw_customers
+from em_pipeline.defs.assets.model import SELECTION, segment_model
+from em_pipeline.defs.assets.segments import PROFILES, SEGMENTS, customer_segments, segment_profiles
+from em_pipeline.defs.config import MinSegmentShareConfig, QuarantineCheckConfig
+from em_pipeline.defs.partitions import daily_partitions
+from em_pipeline.defs.resources import CustomerSchemaResource, PipelineStorage
+
+
+def _run_date(context: dg.AssetCheckExecutionContext) -> str:
+    return context.op_execution_context.partition_key
+
+
+@dg.asset_check(
+    asset=raw_customers,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Snapshot has exactly the schema's columns with float features and "
+    "unique, non-empty customer ids.",
+)
+def raw_schema(
+    context: dg.AssetCheckExecutionContext,
+    customer_schema: CustomerSchemaResource,
+    storage: PipelineStorage,
+) -> dg.AssetCheckResult:
+    schema = customer_schema.get()
+    snap = storage.read_parquet(_run_date(context), SNAPSHOT)
+    expected = [*schema.columns, "source_file"]
+    problems = []
+    if list(snap.columns) != expected:
+        problems.append(f"columns {list(snap.columns)} != {expected}")
+    else:
+        for f in schema.feature_names:
+            if snap[f].dtype != "float64":
+                problems.append(f"{f} has dtype {snap[f].dtype}, expected float64")
+        ids = snap[schema.id_column]
+        if ids.isna().any() or (ids.astype(str).str.strip() == "").any():
+            problems.append("empty customer ids")
+        if ids.duplicated().any():
+            problems.append(f"{int(ids.duplicated().sum())} duplicate customer ids")
+        if snap[schema.feature_names].isna().all(axis=1).any():
+            problems.append("rows with every feature missing")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={"problems": dg.MetadataValue.json(problems), "columns": list(snap.columns)},
+    )
+
+
+@dg.asset_check(
+    asset=raw_customers,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Share of quarantined input rows is at most max_share.",
+)
+def quarantine_share_below_threshold(
+    context: dg.AssetCheckExecutionContext, config: QuarantineCheckConfig, storage: PipelineStorage
+) -> dg.AssetCheckResult:
+    summary = storage.read_json(_run_date(context), SUMMARY)
+    share = float(summary["quarantine_share"])
+    return dg.AssetCheckResult(
+        passed=share <= config.max_share,
+        metadata={
+            "quarantine_share": share,
+            "max_share": config.max_share,
+            "n_quarantined": int(summary["n_quarantined"]),
+            "reason_counts": dg.MetadataValue.json(summary["reason_counts"]),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=segment_model,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Every candidate that produced a fit has a finite log-likelihood and "
+    "criteria; the chosen model converged and is not degenerate.",
+)
+def candidates_finite_and_chosen_converged(
+    context: dg.AssetCheckExecutionContext, storage: PipelineStorage
+) -> dg.AssetCheckResult:
+    sel = storage.read_parquet(_run_date(context), SELECTION)
+    fitted = sel[~sel["degenerate"].astype(bool) & sel["error"].isna()]
+    cols = ["log_likelihood", "bic", "aic", "icl"]
+    nonfinite = fitted[~fitted[cols].apply(lambda c: c.map(math.isfinite)).all(axis=1)]
+    chosen = sel[sel["chosen"]]
+    problems = [
+        f"K={r.n_components} {r.covariance_type}: non-finite fit" for r in nonfinite.itertuples()
+    ]
+    if len(chosen) != 1:
+        problems.append(f"{len(chosen)} chosen candidates")
+    else:
+        c = chosen.iloc[0]
+        if not bool(c["converged"]):
+            problems.append(f"chosen K={c['n_components']} {c['covariance_type']} not converged")
+        if bool(c["degenerate"]) or not math.isfinite(float(c["log_likelihood"])):
+            problems.append("chosen candidate is degenerate or non-finite")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "problems": dg.MetadataValue.json(problems),
+            "n_candidates": len(sel),
+            "n_fitted": len(fitted),
+            "n_degenerate_or_failed": len(sel) - len(fitted),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=customer_segments,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Every valid customer of the snapshot is scored exactly once and the "
+    "probabilities are finite.",
+)
+def segments_cover_snapshot(
+    context: dg.AssetCheckExecutionContext,
+    customer_schema: CustomerSchemaResource,
+    storage: PipelineStorage,
+) -> dg.AssetCheckResult:
+    run_date = _run_date(context)
+    idc = customer_schema.id_column
+    snap = storage.read_parquet(run_date, SNAPSHOT)
+    seg = storage.read_parquet(run_date, SEGMENTS)
+    prob_cols = [c for c in seg.columns if c.startswith("prob_segment_")]
+    missing = set(snap[idc]) - set(seg[idc])
+    extra = set(seg[idc]) - set(snap[idc])
+    dup = int(seg[idc].duplicated().sum())
+    finite = bool(pd.DataFrame(seg[prob_cols]).map(math.isfinite).all().all())
+    return dg.AssetCheckResult(
+        passed=not missing and not extra and dup == 0 and finite,
+        metadata={
+            "missing": len(missing),
+            "unexpected": len(extra),
+            "duplicates": dup,
+            "finite_probabilities": finite,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=segment_profiles,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="No segment holds less than min_share of the customers.",
+)
+def min_segment_share(
+    context: dg.AssetCheckExecutionContext, config: MinSegmentShareConfig, storage: PipelineStorage
+) -> dg.AssetCheckResult:
+    profiles = storage.read_parquet(_run_date(context), PROFILES)
+    small = profiles[profiles["share"] < config.min_share]
+    return dg.AssetCheckResult(
+        passed=small.empty,
+        metadata={
+            "min_share": config.min_share,
+            "smallest_share": float(profiles["share"].min()),
+            "too_small": dg.MetadataValue.json(
+                {str(r.segment): float(r.share) for r in small.itertuples()}
+            ),
+        },
+    )

@@ -1,0 +1,95 @@
+"""Run-time settings of the assets and checks (``dg.Config``; editable in the launchpad).
+
+Each class is turned straight into plain Python / em_core arguments inside its asset; no Dagster
+type reaches em_core. Criteria follow scikit-learn's sign: lower BIC / AIC / ICL is better.
+"""
+
+from typing import Literal
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+CovType = Literal["full", "diag", "spherical", "tied"]
+COV_TYPES = ("full", "diag", "spherical", "tied")
+
+
+class IngestConfig(dg.Config):
+    """``raw_customers``: what to do with rows that do not fit the schema."""
+
+    unknown_columns: Literal["quarantine", "ignore"] = Field(
+        default="quarantine",
+        description="Rows of a file carrying columns outside the schema: 'quarantine' them "
+        "(reason unknown_columns), or 'ignore' the extra columns (listed in the metadata).",
+    )
+    duplicates: Literal["quarantine_all", "keep_first"] = Field(
+        default="quarantine_all",
+        description="Rows sharing a customer id: quarantine every copy, or keep the first one "
+        "(in file-name order) and quarantine the others.",
+    )
+
+
+class ImputeConfig(dg.Config):
+    """``imputed_customers``: the EM model used to fill missing cells with E[x_mis | x_obs]."""
+
+    k_min: int = Field(default=1, ge=1, description="Smallest number of components tried.")
+    k_max: int = Field(default=4, ge=1, description="Largest number of components tried.")
+    covariance_type: CovType = Field(default="full", description="Covariance type of the model.")
+    n_init: int = Field(default=2, ge=1, description="EM restarts per candidate.")
+    tol: float = Field(default=1e-5, gt=0, description="EM convergence tolerance.")
+    max_iter: int = Field(default=300, ge=1, description="Maximum EM iterations per restart.")
+    reg_covar: float = Field(default=1e-6, ge=0, description="Added to covariance diagonals.")
+    seed: int = Field(default=0, description="Random seed.")
+    n_draws: int = Field(
+        default=0,
+        ge=0,
+        description="Number of multiple imputations drawn from p(x_mis | x_obs) and stored as "
+        "imputed_draws.parquet (0 = none).",
+    )
+
+
+class SegmentModelConfig(dg.Config):
+    """``segment_model``: the model-selection sweep (K x covariance type, with restarts)."""
+
+    k_min: int = Field(default=1, ge=1, description="Smallest number of segments K tried.")
+    k_max: int = Field(default=8, ge=1, description="Largest number of segments K tried.")
+    covariance_types: list[str] = Field(
+        default=["full", "diag", "spherical", "tied"],
+        description="Covariance types tried (any of full, diag, spherical, tied).",
+    )
+    criterion: Literal["bic", "aic", "icl"] = Field(
+        default="bic", description="Selection criterion (lower is better)."
+    )
+    n_init: int = Field(default=3, ge=1, description="EM restarts per candidate.")
+    tol: float = Field(default=1e-6, gt=0, description="EM convergence tolerance.")
+    max_iter: int = Field(default=500, ge=1, description="Maximum EM iterations per restart.")
+    reg_covar: float = Field(default=1e-6, ge=0, description="Added to covariance diagonals.")
+    init: Literal["k-means++", "random"] = Field(
+        default="k-means++", description="Initialisation of each restart."
+    )
+    seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
+
+    @field_validator("covariance_types")
+    @classmethod
+    def _known_covariance_types(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in COV_TYPES]
+        if bad or not v:
+            raise ValueError(f"covariance_types must be a non-empty subset of {COV_TYPES}: {v}")
+        return v
+
+
+class QuarantineCheckConfig(dg.Config):
+    max_share: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        description="Largest tolerated share of quarantined input rows; above it the run stops.",
+    )
+
+
+class MinSegmentShareConfig(dg.Config):
+    min_share: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Smallest tolerated segment share; a smaller segment stops publication.",
+    )

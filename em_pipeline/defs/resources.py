@@ -1,0 +1,253 @@
+"""Resources: where the drop comes from, the customer schema, local storage, warehouse, MLflow.
+
+Each is a typed :class:`dagster.ConfigurableResource`; assets take them as parameters. Defaults come
+from :mod:`em_pipeline.settings` (environment variables) so ``dagster dev`` and ``python -m
+em_pipeline`` write under one home folder; tests build their own with :func:`default_resources`.
+"""
+
+import json
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from pydantic import Field
+
+from em_pipeline import settings
+from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
+from em_pipeline.lib.sample_data import write_sample_drop
+from em_pipeline.lib.schema import DEFAULT_FEATURES, CustomerSchema, Feature
+from em_pipeline.lib.warehouse import PublishResult, publish_tables
+
+# ---------------------------------------------------------------------------------------- source
+
+
+class CustomerSource(dg.ConfigurableResource, ABC):
+    """Where the customer drop of a run date is found."""
+
+    @abstractmethod
+    def drop_folder(self, run_date: str) -> Path:
+        """The folder of CSV/Parquet files for ``run_date`` (YYYY-MM-DD)."""
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+class FolderCustomerSource(CustomerSource):
+    """A real drop: a folder of CSV and/or Parquet files per run date."""
+
+    drop_dir: str = Field(
+        description="Drop folder. '{run_date}' in the path is replaced by the partition date "
+        "(e.g. /data/drops/{run_date}); without it the same folder is read for every date."
+    )
+
+    def drop_folder(self, run_date: str) -> Path:
+        return Path(self.drop_dir.replace("{run_date}", run_date)).expanduser()
+
+    def describe(self) -> str:
+        return f"folder {self.drop_dir}"
+
+
+class SampleCustomerSource(CustomerSource):
+    """Built-in deterministic sample drop, written to ``<root>/<run_date>/`` before it is read."""
+
+    root: str = Field(description="Folder under which the sample drop of each run date is written.")
+    n_customers: int = Field(default=2000, description="Number of good sample customers.")
+    seed: int = Field(default=0, description="Seed of the sample generator.")
+    missing_rate: float = Field(default=0.10, description="Share of feature cells left empty.")
+
+    def drop_folder(self, run_date: str) -> Path:
+        folder = Path(self.root) / run_date
+        write_sample_drop(
+            folder, n_customers=self.n_customers, seed=self.seed, missing_rate=self.missing_rate
+        )
+        return folder
+
+    def describe(self) -> str:
+        return f"built-in sample data (n={self.n_customers}, seed={self.seed})"
+
+
+# ---------------------------------------------------------------------------------------- schema
+
+
+class CustomerSchemaResource(dg.ConfigurableResource):
+    """The columns of a drop and the documented feature transform."""
+
+    id_column: str = Field(default="customer_id", description="Column holding the customer id.")
+    features: list[str] = Field(
+        default=[f.name for f in DEFAULT_FEATURES],
+        description="Numeric behaviour features, in model order.",
+    )
+    log1p_features: list[str] = Field(
+        default=[f.name for f in DEFAULT_FEATURES if f.transform == "log1p"],
+        description="Skewed money/count features transformed with log1p before standardising.",
+    )
+    allow_negative: list[str] = Field(
+        default=[],
+        description="Features that may be negative; a negative value elsewhere is quarantined.",
+    )
+    label_feature: str = Field(
+        default="total_spend",
+        description="Feature whose segment mean orders segment ids and names the labels.",
+    )
+
+    def get(self) -> CustomerSchema:
+        unknown = sorted(set(self.log1p_features + self.allow_negative) - set(self.features))
+        if unknown:
+            raise ValueError(f"log1p_features/allow_negative name unknown features {unknown}")
+        return CustomerSchema(
+            id_column=self.id_column,
+            features=tuple(
+                Feature(
+                    name,
+                    "log1p" if name in self.log1p_features else "none",
+                    name not in self.allow_negative,
+                )
+                for name in self.features
+            ),
+            label_feature=self.label_feature,
+        )
+
+
+# --------------------------------------------------------------------------------------- storage
+
+
+class PipelineStorage(dg.ConfigurableResource):
+    """Local working files of each partition: ``<home>/runs/<run_date>/``."""
+
+    home: str = Field(description="Home folder of the pipeline (absolute path).")
+
+    def partition_dir(self, run_date: str) -> Path:
+        d = Path(self.home) / "runs" / run_date
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def path(self, run_date: str, name: str) -> Path:
+        return self.partition_dir(run_date) / name
+
+    def write_parquet(self, df: pd.DataFrame, run_date: str, name: str) -> Path:
+        final = self.path(run_date, name)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, final)
+        return final
+
+    def read_parquet(self, run_date: str, name: str) -> pd.DataFrame:
+        p = self.path(run_date, name)
+        if not p.exists():
+            raise FileNotFoundError(
+                f"{p} is missing: materialise the upstream asset for partition {run_date} first"
+            )
+        return pd.read_parquet(p)
+
+    def write_json(self, obj: Any, run_date: str, name: str) -> Path:
+        final = self.path(run_date, name)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(obj, indent=1, default=str))
+        os.replace(tmp, final)
+        return final
+
+    def read_json(self, run_date: str, name: str) -> Any:
+        return json.loads(self.path(run_date, name).read_text())
+
+
+# ------------------------------------------------------------------------------------- warehouse
+
+
+class Warehouse(dg.ConfigurableResource):
+    """BI outputs: Parquet files and an embedded DuckDB file, replaced atomically."""
+
+    duckdb_path: str = Field(description="DuckDB warehouse file that BI tools open.")
+    parquet_dir: str = Field(description="Folder of the published Parquet tables.")
+
+    def before_commit(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Hook run inside the publish transaction just before COMMIT (no-op; for extensions)."""
+
+    def publish(
+        self,
+        run_date: str,
+        current: dict[str, pd.DataFrame],
+        history: dict[str, pd.DataFrame],
+    ) -> PublishResult:
+        return publish_tables(
+            self.parquet_dir,
+            self.duckdb_path,
+            run_date,
+            current,
+            history,
+            before_commit=self.before_commit,
+        )
+
+
+# ---------------------------------------------------------------------------------------- mlflow
+
+
+class MlflowTracker(dg.ConfigurableResource):
+    """MLflow tracking and model registry (default: a local SQLite file, no server)."""
+
+    tracking_uri: str = Field(description="Tracking URI, e.g. sqlite:////abs/path/mlflow.db.")
+    registry_uri: str = Field(default="", description="Registry URI; empty = tracking URI.")
+    experiment_name: str = Field(default="em-segments", description="MLflow experiment.")
+    artifact_location: str = Field(
+        default="", description="Artifact root for a new experiment; empty = MLflow's default."
+    )
+    registered_model_name: str = Field(
+        default="customer-segments", description="Registered model of the scoring pyfunc model."
+    )
+    alias: str = Field(
+        default="champion", description="Registry alias moved to the published model version."
+    )
+    ui_url: str = Field(
+        default="http://127.0.0.1:5000",
+        description="Base URL of the MLflow UI, used for run links in Dagster metadata.",
+    )
+
+    def tracker(self) -> SegmentTracker:
+        return SegmentTracker(
+            MlflowSettings(
+                tracking_uri=self.tracking_uri,
+                experiment_name=self.experiment_name,
+                artifact_location=self.artifact_location or None,
+                registry_uri=self.registry_uri or None,
+                registered_model_name=self.registered_model_name,
+                alias=self.alias,
+                ui_url=self.ui_url or None,
+            )
+        )
+
+
+# --------------------------------------------------------------------------------------- wiring
+
+
+def default_resources(
+    home: str | os.PathLike | None = None, drop_dir: str | None = None, **sample: Any
+) -> dict[str, dg.ConfigurableResource]:
+    """All resources under one home folder; the sample source unless a drop folder is given."""
+    home_path = settings.home_dir(home)
+    drop_dir = drop_dir if drop_dir is not None else os.environ.get(settings.DROP_DIR_ENV)
+    source: CustomerSource
+    if drop_dir:
+        source = FolderCustomerSource(drop_dir=str(drop_dir))
+    else:
+        source = SampleCustomerSource(root=str(home_path / "drops" / "sample"), **sample)
+    return {
+        "source": source,
+        "customer_schema": CustomerSchemaResource(),
+        "storage": PipelineStorage(home=str(home_path)),
+        "warehouse": Warehouse(
+            duckdb_path=str(home_path / "warehouse.duckdb"),
+            parquet_dir=str(home_path / "published"),
+        ),
+        "mlflow_tracker": MlflowTracker(
+            tracking_uri=settings.mlflow_tracking_uri(home_path),
+            artifact_location=(home_path / "mlartifacts").as_uri(),
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=default_resources())

@@ -1,0 +1,224 @@
+"""MLflow records of a segmentation run (no Dagster imports).
+
+Layout in the tracking store: one *parent* run per partition (run date) in the experiment, tagged
+with the Dagster run id, the partition, the asset keys and the em_core version; one *child* run per
+(K, covariance type) candidate holding its params, the log-likelihood curve of every restart as the
+step metrics ``loglik_restart_<i>`` (step = EM iteration, step 0 = the starting parameters) and the
+final ``log_likelihood``, ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``. The parent holds the
+selection table, plots, the model JSON, the input dataset (``mlflow.log_input``, with its digest)
+and the pyfunc model, which is registered in the model registry; the publish step then points the
+registry alias (default ``champion``) at it.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    tracking_uri: str
+    experiment_name: str = "em-segments"
+    artifact_location: str | None = None
+    registry_uri: str | None = None
+    registered_model_name: str = "customer-segments"
+    alias: str = "champion"
+    ui_url: str | None = "http://127.0.0.1:5000"
+
+
+def _finite(v: Any) -> float | None:
+    if v is None or isinstance(v, str):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class SegmentTracker:
+    """Thin wrapper around an :class:`MlflowClient` bound to one tracking store and experiment."""
+
+    def __init__(self, settings: MlflowSettings):
+        self.settings = settings
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.registry_uri or settings.tracking_uri)
+        self.client = MlflowClient(settings.tracking_uri, settings.registry_uri or None)
+        exp = self.client.get_experiment_by_name(settings.experiment_name)
+        if exp is None:
+            self.experiment_id = self.client.create_experiment(
+                settings.experiment_name, artifact_location=settings.artifact_location
+            )
+        else:
+            self.experiment_id = exp.experiment_id
+
+    # ------------------------------------------------------------------ runs
+    def run_url(self, run_id: str) -> str | None:
+        if not self.settings.ui_url:
+            return None
+        base = self.settings.ui_url.rstrip("/")
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def start_parent_run(self, partition: str, dagster_run_id: str, tags: dict[str, str]) -> str:
+        """Create the partition's parent run, or reattach to the one this Dagster run started."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=(
+                f"tags.dagster_run_id = '{dagster_run_id}' and tags.partition = '{partition}' "
+                "and tags.em_run_kind = 'selection'"
+            ),
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+            # a retry of the same step: drop the children of the failed attempt
+            for child in self.child_runs(run_id):
+                self.client.delete_run(child.info.run_id)
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
+        all_tags = {
+            **tags,
+            "dagster_run_id": dagster_run_id,
+            "partition": partition,
+            "em_run_kind": "selection",
+        }
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"segments-{partition}", tags=all_tags
+        )
+        return run.info.run_id
+
+    def child_runs(self, parent_run_id: str) -> list:
+        return self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+            max_results=5000,
+        )
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # ------------------------------------------------------------ candidates
+    def log_candidate(
+        self,
+        parent_run_id: str,
+        row: dict[str, Any],
+        histories: list[list[float]] | None,
+        fit_params: dict[str, Any],
+        *,
+        chosen: bool,
+    ) -> str:
+        """One child run for a (K, covariance type) candidate with all its restart curves."""
+        k, cov = row["n_components"], row["covariance_type"]
+        tags = {
+            "mlflow.parentRunId": parent_run_id,
+            "em_run_kind": "candidate",
+            "chosen": str(bool(chosen)).lower(),
+            "degenerate": str(bool(row.get("degenerate"))).lower(),
+        }
+        if row.get("error"):
+            tags["error"] = str(row["error"])[:5000]
+        run = self.client.create_run(self.experiment_id, run_name=f"K={k} {cov}", tags=tags)
+        run_id = run.info.run_id
+        params = {"n_components": k, "covariance_type": cov, **fit_params}
+        now = int(time.time() * 1000)
+        metrics: list[Metric] = []
+        for i, curve in enumerate(histories or []):
+            for step, value in enumerate(curve):
+                v = _finite(value)
+                if v is not None:
+                    metrics.append(Metric(f"loglik_restart_{i}", v, now, step))
+        for key in ("log_likelihood", "bic", "aic", "icl", "n_iter", "n_parameters", "seconds"):
+            v = _finite(row.get(key))
+            if v is not None:
+                metrics.append(Metric(key, v, now, 0))
+        if row.get("converged") is not None:
+            metrics.append(Metric("converged", float(bool(row["converged"])), now, 0))
+        self.client.log_batch(
+            run_id,
+            params=[Param(p, str(v)) for p, v in params.items()],
+            tags=[RunTag("n_restart_curves", str(len(histories or [])))],
+        )
+        for start in range(0, len(metrics), _BATCH):
+            self.client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+        failed = row.get("error") or row.get("degenerate")
+        self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+        return run_id
+
+    # ---------------------------------------------------------------- parent
+    def log_parent_summary(
+        self, run_id: str, params: dict[str, Any], metrics: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        self.client.log_batch(
+            run_id,
+            metrics=[
+                Metric(k, v, int(time.time() * 1000), 0)
+                for k, raw in metrics.items()
+                if (v := _finite(raw)) is not None
+            ],
+            params=[Param(k, str(v)) for k, v in params.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+
+    def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str) -> None:
+        for p in paths:
+            self.client.log_artifact(run_id, str(p), artifact_path)
+
+    def log_table(self, run_id: str, df: pd.DataFrame, name: str, artifact_path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = Path(tmp) / f"{name}.csv"
+            df.to_csv(csv, index=False)
+            self.client.log_artifact(run_id, str(csv), artifact_path)
+
+    def log_dataset(self, run_id: str, df: pd.DataFrame, source: str, name: str) -> str:
+        """Log the input snapshot as a dataset input of the run; returns its digest."""
+        dataset = mlflow.data.from_pandas(df, source=source, name=name)
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            mlflow.log_input(dataset, context="training")
+        self.client.update_run(run_id, status="RUNNING")
+        return dataset.digest
+
+    def log_pyfunc_model(
+        self,
+        run_id: str,
+        bundle_path: Path,
+        input_example: pd.DataFrame,
+        output_example: pd.DataFrame,
+        code_paths: list[str],
+        pip_requirements: list[str],
+    ) -> tuple[str, str | None]:
+        """Log the scoring model (from code, no pickle) and register it; (model_uri, version)."""
+        from mlflow.models import infer_signature
+
+        model_file = Path(__file__).with_name("pyfunc_model.py")
+        signature = infer_signature(input_example, output_example)
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            info = mlflow.pyfunc.log_model(
+                name="segment_model",
+                python_model=str(model_file),
+                artifacts={"segment_bundle": str(bundle_path)},
+                code_paths=code_paths,
+                signature=signature,
+                pip_requirements=pip_requirements,
+                registered_model_name=self.settings.registered_model_name,
+            )
+        self.client.update_run(run_id, status="RUNNING")
+        version = info.registered_model_version
+        return info.model_uri, None if version is None else str(version)
+
+    def set_alias(self, version: str) -> None:
+        self.client.set_registered_model_alias(
+            self.settings.registered_model_name, self.settings.alias, version
+        )

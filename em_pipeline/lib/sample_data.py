@@ -1,0 +1,166 @@
+"""Deterministic sample customer drop: realistic segments, missing cells and a few bad rows.
+
+The generator draws customers from four latent segments (occasional bargain hunters, regulars,
+high-value loyal customers and lapsing customers) with log-normally skewed spend and visit counts,
+blanks ``missing_rate`` of the cells at random (never a whole row of a good customer) and appends
+bad rows of every kind the ingest step must quarantine. :func:`write_sample_drop` writes the drop as
+the files a real export would produce: a CSV, a Parquet file and a late CSV export with an
+unexpected column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from em_pipeline.lib.schema import CustomerSchema
+
+# (name, share, total_spend log-mean, visits log-mean, cart log-mean, days mean)
+_SEGMENTS = (
+    ("occasional bargain hunters", 0.40, np.log(120.0), np.log(1.2), np.log(2.0), 60.0),
+    ("regulars", 0.30, np.log(650.0), np.log(4.0), np.log(4.0), 14.0),
+    ("high-value loyal", 0.15, np.log(3500.0), np.log(9.0), np.log(7.0), 5.0),
+    ("lapsing", 0.15, np.log(300.0), np.log(0.4), np.log(3.0), 200.0),
+)
+
+
+@dataclass(frozen=True)
+class SampleDrop:
+    """What :func:`write_sample_drop` wrote, with the ground truth the tests check against."""
+
+    folder: Path
+    files: list[Path]
+    good_ids: list[str]
+    bad_ids: dict[str, str]  # customer_id (or row tag) -> expected quarantine reason prefix
+    n_bad_rows: int
+    true_segment: dict[str, int]
+
+
+def generate_customers(
+    n_customers: int = 2000, *, seed: int = 0, missing_rate: float = 0.10
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Good customers in original units, with NaN cells, and their true latent segment."""
+    if n_customers < 10:
+        raise ValueError("n_customers must be at least 10")
+    if not 0.0 <= missing_rate < 0.5:
+        raise ValueError("missing_rate must be in [0, 0.5)")
+    rng = np.random.default_rng(seed)
+    shares = np.array([s[1] for s in _SEGMENTS])
+    z = rng.choice(len(_SEGMENTS), size=n_customers, p=shares / shares.sum())
+    spend_mu = np.array([s[2] for s in _SEGMENTS])[z]
+    visit_mu = np.array([s[3] for s in _SEGMENTS])[z]
+    cart_mu = np.array([s[4] for s in _SEGMENTS])[z]
+    days_mu = np.array([s[5] for s in _SEGMENTS])[z]
+    # spend and visits are correlated inside a segment (more visits, more spend)
+    common = rng.normal(size=n_customers)
+    spend = np.exp(spend_mu + 0.45 * common + 0.35 * rng.normal(size=n_customers))
+    visits = np.exp(visit_mu + 0.30 * common + 0.25 * rng.normal(size=n_customers))
+    cart = np.exp(cart_mu + 0.30 * rng.normal(size=n_customers))
+    days = np.abs(days_mu * (1.0 + 0.35 * rng.normal(size=n_customers)))
+    df = pd.DataFrame(
+        {
+            "customer_id": [f"C{seed:02d}{i:06d}" for i in range(n_customers)],
+            "total_spend": np.round(spend, 2),
+            "visits_per_month": np.round(visits, 2),
+            "avg_cart_size": np.round(cart, 1),
+            "days_since_last_order": np.round(days, 0),
+        }
+    )
+    features = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order"]
+    mask = rng.random((n_customers, len(features))) < missing_rate
+    full_rows = mask.all(axis=1)
+    mask[full_rows, rng.integers(0, len(features), size=int(full_rows.sum()))] = False
+    values = df[features].to_numpy(dtype=float, copy=True)
+    values[mask] = np.nan
+    df[features] = values
+    return df, z
+
+
+def _bad_rows(seed: int, template: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One or more rows of each quarantine reason (as strings, the way a CSV carries them)."""
+    ok = template.iloc[0]
+    rows = []
+    expected: dict[str, str] = {}
+
+    def row(cid: str, **over: str) -> dict[str, str]:
+        base = {c: ("" if pd.isna(ok[c]) else str(ok[c])) for c in template.columns}
+        base["total_spend"] = base["total_spend"] or "100.0"
+        base["customer_id"] = cid
+        base.update(over)
+        return base
+
+    rows.append(row(f"B{seed:02d}unparse1", total_spend="12,50 EUR"))
+    expected[f"B{seed:02d}unparse1"] = "unparseable_number"
+    rows.append(row(f"B{seed:02d}unparse2", visits_per_month="three"))
+    expected[f"B{seed:02d}unparse2"] = "unparseable_number"
+    rows.append(row(f"B{seed:02d}negative", total_spend="-45.10"))
+    expected[f"B{seed:02d}negative"] = "negative_value"
+    rows.append(
+        row(
+            f"B{seed:02d}allmissing",
+            total_spend="",
+            visits_per_month="",
+            avg_cart_size="",
+            days_since_last_order="",
+        )
+    )
+    expected[f"B{seed:02d}allmissing"] = "all_features_missing"
+    rows.append(row(""))
+    expected[""] = "missing_id"
+    # a duplicated id: both copies are quarantined, because neither can be trusted
+    rows.append(row(f"B{seed:02d}dup", total_spend="10.0"))
+    rows.append(row(f"B{seed:02d}dup", total_spend="99.0"))
+    expected[f"B{seed:02d}dup"] = "duplicate_id"
+    return pd.DataFrame(rows, columns=list(template.columns)), expected
+
+
+def write_sample_drop(
+    folder: str | Path,
+    *,
+    n_customers: int = 2000,
+    seed: int = 0,
+    missing_rate: float = 0.10,
+    schema: CustomerSchema | None = None,
+) -> SampleDrop:
+    """Write a deterministic sample drop into ``folder`` (created; existing sample files replaced).
+
+    Files: ``customers_web.csv`` (first half plus the bad rows, as text),
+    ``customers_store.parquet`` (second half, typed), and ``customers_late_export.csv`` (five
+    customers exported by a tool that adds an unexpected ``coupon_code`` column).
+    """
+    schema = schema or CustomerSchema()
+    if set(schema.columns) != set(CustomerSchema().columns):
+        raise ValueError("the sample generator only produces the default customer schema")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    df, z = generate_customers(n_customers, seed=seed, missing_rate=missing_rate)
+    n_late = 5
+    late, main = df.iloc[:n_late], df.iloc[n_late:]
+    half = len(main) // 2
+    web, store = main.iloc[:half], main.iloc[half:]
+    bad, expected = _bad_rows(seed, df)
+
+    web_text = pd.concat([web.astype(object).where(web.notna(), ""), bad], ignore_index=True)
+    web_text = web_text.astype(str)
+    files = [folder / "customers_web.csv", folder / "customers_store.parquet"]
+    web_text.to_csv(files[0], index=False)
+    store.to_parquet(files[1], index=False)
+    late = late.assign(coupon_code="SPRING10")
+    files.append(folder / "customers_late_export.csv")
+    late.to_csv(files[2], index=False)
+    for cid in late["customer_id"]:
+        expected[cid] = "unknown_columns"
+
+    good_ids = [*web["customer_id"], *store["customer_id"]]
+    truth = dict(zip(df["customer_id"], z.tolist(), strict=True))
+    return SampleDrop(
+        folder=folder,
+        files=files,
+        good_ids=good_ids,
+        bad_ids=expected,
+        n_bad_rows=len(bad) + n_late,
+        true_segment={cid: truth[cid] for cid in good_ids},
+    )

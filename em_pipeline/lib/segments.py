@@ -1,0 +1,184 @@
+"""Bookkeeping around a fitted em_core model: readable segment ids, scoring tables and profiles.
+
+Segment ids are the model's components re-numbered by the mean of ``schema.label_feature`` (segment
+0 has the lowest spend). :class:`SegmentBundle` is what is stored as ``segment_model.json`` and
+shipped inside the MLflow pyfunc model: the em_core parameters, the customer schema, the feature
+transform, the component → segment map and the labels. No numerical code: every probability comes
+from em_core.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from em_pipeline.lib.schema import CustomerSchema
+from em_pipeline.lib.transforms import FeatureTransform
+
+_TIERS = {
+    1: ["all customers"],
+    2: ["lower spend", "higher spend"],
+    3: ["low spend", "mid spend", "high spend"],
+    4: ["low spend", "lower-mid spend", "upper-mid spend", "high spend"],
+    5: ["very low spend", "low spend", "mid spend", "high spend", "very high spend"],
+}
+
+
+def segment_order(means: np.ndarray, schema: CustomerSchema) -> list[int]:
+    """component_to_segment map: components ranked by their mean of the label feature."""
+    j = schema.feature_names.index(schema.label_feature)
+    ranked = np.argsort(np.asarray(means)[:, j], kind="stable")
+    mapping = [0] * len(ranked)
+    for seg, comp in enumerate(ranked):
+        mapping[int(comp)] = seg
+    return mapping
+
+
+def segment_labels(means: np.ndarray, mapping: list[int], schema: CustomerSchema) -> list[str]:
+    """Readable label per segment: spend tier plus the most distinctive other feature."""
+    k = len(mapping)
+    label_word = schema.label_feature.replace("_", " ")
+    tiers = _TIERS.get(k) or [f"{label_word} tier {i + 1} of {k}" for i in range(k)]
+    if k <= 5 and schema.label_feature != "total_spend":
+        tiers = [t.replace("spend", label_word) for t in tiers]
+    labels = [""] * k
+    names = schema.feature_names
+    others = [i for i, n in enumerate(names) if n != schema.label_feature]
+    for comp, seg in enumerate(mapping):
+        label = tiers[seg]
+        if k > 1 and others:
+            z = np.asarray(means)[comp]
+            j = max(others, key=lambda i: abs(z[i]))
+            if abs(z[j]) >= 0.5:
+                word = "high" if z[j] > 0 else "low"
+                label += f", {word} {names[j].replace('_', ' ')}"
+        labels[seg] = label
+    return labels
+
+
+@dataclass
+class SegmentBundle:
+    """Everything needed to score customers given in original units."""
+
+    model: Any  # em_core.GaussianMixture
+    schema: CustomerSchema
+    transform: FeatureTransform
+    component_to_segment: list[int]
+    labels: list[str]
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, model: Any, schema: CustomerSchema, transform: FeatureTransform, info: dict
+    ) -> SegmentBundle:
+        mapping = segment_order(model.means_, schema)
+        return cls(
+            model, schema, transform, mapping, segment_labels(model.means_, mapping, schema), info
+        )
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.component_to_segment)
+
+    def probabilities(self, df: pd.DataFrame) -> np.ndarray:
+        """(n, K) posterior probabilities with columns in segment order."""
+        proba = self.model.predict_proba(self.transform.transform(df))
+        out = np.empty_like(proba)
+        out[:, self.component_to_segment] = proba
+        return out
+
+    def score(self, df: pd.DataFrame) -> pd.DataFrame:
+        """segment, segment_label, confidence and prob_segment_<k> for each input row."""
+        proba = self.probabilities(df)
+        seg = proba.argmax(axis=1)
+        out = pd.DataFrame(
+            {
+                "segment": seg.astype("int64"),
+                "segment_label": [self.labels[s] for s in seg],
+                "confidence": proba.max(axis=1),
+            },
+            index=df.index,
+        )
+        for k in range(self.n_segments):
+            out[f"prob_segment_{k}"] = proba[:, k]
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "format": "em-segments/segment-bundle/1",
+            "model": self.model.to_dict(),
+            "schema": self.schema.to_dict(),
+            "transform": self.transform.to_dict(),
+            "component_to_segment": list(self.component_to_segment),
+            "labels": list(self.labels),
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SegmentBundle:
+        from em_core import GaussianMixture
+
+        return cls(
+            model=GaussianMixture.from_dict(d["model"]),
+            schema=CustomerSchema.from_dict(d["schema"]),
+            transform=FeatureTransform.from_dict(d["transform"]),
+            component_to_segment=[int(v) for v in d["component_to_segment"]],
+            labels=list(d["labels"]),
+            info=dict(d.get("info", {})),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SegmentBundle:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def customer_segments_table(
+    bundle: SegmentBundle, features: pd.DataFrame, run_date: str
+) -> pd.DataFrame:
+    """customer_id, segment, segment_label, confidence, prob_segment_*, run_date."""
+    idc = bundle.schema.id_column
+    scored = bundle.score(features)
+    out = pd.concat([features[[idc]].reset_index(drop=True), scored.reset_index(drop=True)], axis=1)
+    out["run_date"] = run_date
+    return out
+
+
+def segment_profiles_table(
+    bundle: SegmentBundle, snapshot: pd.DataFrame, segments: pd.DataFrame, run_date: str
+) -> pd.DataFrame:
+    """Per segment: size, share, mean and median of each feature over observed original values."""
+    idc = bundle.schema.id_column
+    merged = snapshot.merge(segments[[idc, "segment", "confidence"]], on=idc, how="inner")
+    if len(merged) != len(segments):
+        raise ValueError("customer_segments and the snapshot do not hold the same customers")
+    n = len(merged)
+    rows = []
+    for seg in range(bundle.n_segments):
+        part = merged[merged["segment"] == seg]
+        row: dict[str, Any] = {
+            "segment": seg,
+            "segment_label": bundle.labels[seg],
+            "size": len(part),
+            "share": len(part) / n if n else 0.0,
+            "mean_confidence": float(part["confidence"].mean()) if len(part) else None,
+        }
+        for f in bundle.schema.feature_names:
+            col = part[f]
+            row[f"mean_{f}"] = float(col.mean()) if col.notna().any() else None
+            row[f"median_{f}"] = float(col.median()) if col.notna().any() else None
+            row[f"missing_share_{f}"] = float(col.isna().mean()) if len(part) else None
+        row["run_date"] = run_date
+        rows.append(row)
+    return pd.DataFrame(rows)

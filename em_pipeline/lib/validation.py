@@ -1,0 +1,212 @@
+"""Ingest of a customer drop: read CSV/Parquet files, type the values, quarantine bad rows.
+
+Nothing is dropped silently: every input row ends up either in the validated snapshot or in the
+quarantine table with a ``reason`` (one or more ``code:detail`` items separated by ``"; "``).
+Reason codes: ``missing_id``, ``duplicate_id``, ``unparseable_number``, ``negative_value``,
+``all_features_missing``, ``unknown_columns``. Problems that concern the whole drop (folder missing,
+no files, no rows, a file without a required column, no valid row at all) raise :class:`DropError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from em_pipeline.lib.schema import CustomerSchema
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+REASON_CODES = (
+    "missing_id",
+    "duplicate_id",
+    "unparseable_number",
+    "negative_value",
+    "all_features_missing",
+    "unknown_columns",
+)
+UnknownColumnsPolicy = Literal["quarantine", "ignore"]
+DuplicatePolicy = Literal["quarantine_all", "keep_first"]
+
+
+class DropError(ValueError):
+    """The drop as a whole cannot be ingested (missing, empty, or without the required columns)."""
+
+
+@dataclass
+class IngestResult:
+    snapshot: pd.DataFrame
+    quarantine: pd.DataFrame
+    files: list[str]
+    n_input_rows: int
+    reason_counts: dict[str, int]
+    ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def quarantine_share(self) -> float:
+        return len(self.quarantine) / self.n_input_rows if self.n_input_rows else 0.0
+
+
+def list_drop_files(folder: str | Path) -> list[Path]:
+    """The CSV and Parquet files of a drop folder, sorted by name; an error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DropError(f"customer drop folder {folder} does not exist")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}
+    )
+    if not files:
+        raise DropError(f"customer drop folder {folder} holds no .csv or .parquet file")
+    return files
+
+
+def read_drop_file(path: Path) -> pd.DataFrame:
+    """One drop file as an object-dtype frame (CSV cells stay text, so bad numbers stay visible)."""
+    if path.suffix.lower() == ".csv":
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
+    else:
+        df = pd.read_parquet(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    return df.astype(object)
+
+
+def _is_missing(s: pd.Series) -> pd.Series:
+    missing = s.isna()
+    text = s.map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_TOKENS)
+    return (missing | text.astype(bool)).astype(bool)
+
+
+def _as_text(v: object) -> str | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return str(v)
+
+
+def validate_drop(
+    frames: list[tuple[str, pd.DataFrame]],
+    schema: CustomerSchema,
+    *,
+    unknown_columns: UnknownColumnsPolicy = "quarantine",
+    duplicates: DuplicatePolicy = "quarantine_all",
+) -> IngestResult:
+    """Type and check the rows of a drop; split them into a snapshot and a quarantine table."""
+    if not frames:
+        raise DropError("the customer drop holds no file")
+    feats = schema.feature_names
+    nonneg = {f.name for f in schema.features if f.nonnegative}
+    parts = []
+    ignored: dict[str, list[str]] = {}
+    for name, df in frames:
+        missing_cols = [c for c in schema.columns if c not in df.columns]
+        if missing_cols:
+            raise DropError(
+                f"{name}: required column(s) {missing_cols} missing; found {list(df.columns)}"
+            )
+        extra = [c for c in df.columns if c not in schema.columns]
+        reasons = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
+        if extra and unknown_columns == "quarantine":
+            for r in reasons:
+                r.append(f"unknown_columns:{','.join(extra)}")
+        elif extra:
+            ignored[name] = extra
+        out = pd.DataFrame(index=df.index)
+        out["source_file"] = name
+        out["source_row"] = np.arange(1, len(df) + 1)
+        ids = df[schema.id_column].map(_as_text)
+        ids = ids.map(lambda v: v.strip() if isinstance(v, str) else v)
+        id_missing = _is_missing(ids)
+        for i in np.flatnonzero(id_missing.to_numpy()):
+            reasons.iat[i].append("missing_id")
+        out[schema.id_column] = ids.where(~id_missing, None)
+        all_missing = np.ones(len(df), dtype=bool)
+        for f in feats:
+            raw = df[f]
+            miss = _is_missing(raw).to_numpy()
+            cleaned = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
+            parsed = pd.to_numeric(cleaned.where(~miss, None), errors="coerce").astype("float64")
+            values = parsed.to_numpy(dtype=float, copy=True)
+            bad = ~miss & ~np.isfinite(values)
+            for i in np.flatnonzero(bad):
+                reasons.iat[i].append(f"unparseable_number:{f}={raw.iat[i]!r}")
+            neg = ~miss & ~bad & (values < 0) if f in nonneg else np.zeros(len(df), bool)
+            for i in np.flatnonzero(neg):
+                reasons.iat[i].append(f"negative_value:{f}={raw.iat[i]}")
+            values[miss | bad] = np.nan
+            all_missing &= miss
+            out[f] = values
+            out[f"_raw_{f}"] = raw.map(_as_text)
+        for i in np.flatnonzero(all_missing):
+            reasons.iat[i].append("all_features_missing")
+        out["_extra"] = (
+            df[extra].apply(lambda r: json.dumps({k: _as_text(v) for k, v in r.items()}), axis=1)
+            if extra and len(df)
+            else None
+        )
+        out["_reasons"] = reasons
+        parts.append(out)
+    rows = pd.concat(parts, ignore_index=True)
+    n_rows = len(rows)
+    if n_rows == 0:
+        raise DropError(f"the customer drop ({len(frames)} file(s)) holds no data row")
+
+    ids = rows[schema.id_column]
+    has_id = ids.notna()
+    if duplicates == "quarantine_all":
+        dup = has_id & ids.duplicated(keep=False)
+    else:
+        dup = has_id & ids.duplicated(keep="first")
+    for i in np.flatnonzero(dup.to_numpy()):
+        rows["_reasons"].iat[i].append("duplicate_id")
+
+    bad_mask = rows["_reasons"].map(bool).to_numpy(dtype=bool)
+    counts = Counter(r.split(":", 1)[0] for rs in rows["_reasons"] for r in rs)
+    snapshot = rows.loc[~bad_mask, [schema.id_column, *feats, "source_file"]]
+    snapshot = snapshot.reset_index(drop=True)
+    snapshot[schema.id_column] = snapshot[schema.id_column].astype(str)
+    snapshot[feats] = snapshot[feats].astype("float64")
+
+    q = rows.loc[bad_mask]
+    quarantine = pd.DataFrame(
+        {
+            "source_file": q["source_file"].astype(str),
+            "source_row": q["source_row"].astype("int64"),
+            schema.id_column: q[schema.id_column].astype(object),
+            **{f: q[f"_raw_{f}"].astype(object) for f in feats},
+            "extra_columns": q["_extra"].astype(object),
+            "reason": q["_reasons"].map("; ".join).astype(str),
+        }
+    ).reset_index(drop=True)
+    if snapshot.empty:
+        raise DropError(
+            f"no valid customer in the drop: all {n_rows} row(s) were quarantined ({dict(counts)})"
+        )
+    return IngestResult(
+        snapshot=snapshot,
+        quarantine=quarantine,
+        files=[name for name, _ in frames],
+        n_input_rows=n_rows,
+        reason_counts={code: int(counts.get(code, 0)) for code in REASON_CODES},
+        ignored_columns=ignored,
+    )
+
+
+def ingest_folder(
+    folder: str | Path,
+    schema: CustomerSchema,
+    *,
+    unknown_columns: UnknownColumnsPolicy = "quarantine",
+    duplicates: DuplicatePolicy = "quarantine_all",
+) -> IngestResult:
+    """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`)."""
+    files = list_drop_files(folder)
+    frames = [(p.name, read_drop_file(p)) for p in files]
+    return validate_drop(frames, schema, unknown_columns=unknown_columns, duplicates=duplicates)
