@@ -196,16 +196,24 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     return out + params.log_weights
 
 
-def summarize(X: FloatArray, params: GMMParams, stats: SufficientStats | None = None):
+def summarize(
+    X: FloatArray,
+    params: GMMParams,
+    stats: SufficientStats | None = None,
+    *,
+    incomplete_path: bool = False,
+) -> SufficientStats:
     """E-step over one chunk of rows: add its sufficient statistics to ``stats`` (or new ones).
 
     The statistics are taken around the current means (``stats.shift = params.means``).
+    ``incomplete_path=True`` sends complete rows through the missing-data kernels too (they must
+    agree with the complete-data ones; the tests use it).
     """
     if stats is None:
         stats = SufficientStats.zeros(params.covariance_type, params.means)
     missing = np.isnan(X)
     ct = params.covariance_type
-    if not missing.any():
+    if not missing.any() and not incomplete_path:
         groups = [(slice(None), None)]
     elif ct in ("diag", "spherical"):
         groups = [(slice(None), "masked")]
@@ -213,7 +221,7 @@ def summarize(X: FloatArray, params: GMMParams, stats: SufficientStats | None = 
         groups = group_by_pattern(missing)
     for rows, mis in groups:
         Xg = X[rows]
-        if mis is None or (isinstance(mis, np.ndarray) and not mis.any()):
+        if mis is None or (not incomplete_path and isinstance(mis, np.ndarray) and not mis.any()):
             wlp = log_prob_complete(Xg, params) + params.log_weights
             lse, resp, ent = _responsibilities(wlp)
             _stats_complete(Xg, resp, params, stats)
