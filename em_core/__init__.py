@@ -6,6 +6,12 @@ numpy and scipy only; knows nothing of Dagster, MLflow or pandas.
 __version__ = "0.1.0"
 
 from .alignment import align_labels, bhattacharyya, component_distances
+from .drift import (
+    adjusted_rand_index,
+    expected_transitions,
+    population_stability_index,
+    transition_matrix,
+)
 from .exceptions import ConvergenceWarning, DegenerateFitError
 from .mixture import GaussianMixture
 from .params import GMMParams, n_parameters
@@ -18,9 +24,13 @@ __all__ = [
     "GaussianMixture",
     "SelectionResult",
     "__version__",
+    "adjusted_rand_index",
     "align_labels",
     "bhattacharyya",
     "component_distances",
+    "expected_transitions",
     "n_parameters",
+    "population_stability_index",
     "select_model",
+    "transition_matrix",
 ]
