@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +185,9 @@ class SegmentTracker:
 
     def log_dataset(self, run_id: str, df: pd.DataFrame, source: str, name: str) -> str:
         """Log the input snapshot as a dataset input of the run; returns its digest."""
-        dataset = mlflow.data.from_pandas(df, source=source, name=name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in ..."
+            dataset = mlflow.data.from_pandas(df, source=source, name=name)
         with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
             mlflow.log_input(dataset, context="training")
         self.client.update_run(run_id, status="RUNNING")
@@ -204,7 +207,13 @@ class SegmentTracker:
 
         model_file = Path(__file__).with_name("pyfunc_model.py")
         signature = infer_signature(input_example, output_example)
-        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        with (
+            mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
+            warnings.catch_warnings(),
+        ):
+            # hints about integer output columns, type hints and input examples do not apply:
+            # the signature is given explicitly and the segment id is never missing
+            warnings.simplefilter("ignore", UserWarning)
             info = mlflow.pyfunc.log_model(
                 name="segment_model",
                 python_model=str(model_file),

@@ -4,9 +4,9 @@
 ones, then replaces the DuckDB tables inside **one transaction** (``CREATE OR REPLACE TABLE``
 for the current tables; ``DELETE`` + ``INSERT`` of the run date's rows for the history tables), and
 only after the commit renames the staged Parquet files over the published ones (``os.replace``:
-atomic on one file system). Any error before the commit rolls the transaction back and deletes the staging
-folder, so a failed run leaves the previously published tables intact and a reader never sees a
-half-written table.
+atomic on one file system). Any error before the commit rolls the transaction back and deletes
+the staging folder, so a failed run leaves the previously published tables intact and a reader
+never sees a half-written table.
 """
 
 from __future__ import annotations

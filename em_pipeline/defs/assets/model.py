@@ -107,7 +107,7 @@ def segment_model(
     tracker = mlflow_tracker.tracker()
     parent = tracker.start_parent_run(
         run_date,
-        context.run_id,
+        context.run.run_id,
         {
             "dagster_job": context.job_name,
             "dagster_asset_keys": ASSET_KEYS,
@@ -176,7 +176,7 @@ def segment_model(
         transform,
         info={
             "run_date": run_date,
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
             "mlflow_run_id": parent,
             "em_core_version": em_core.__version__,
             "data_digest": digest,

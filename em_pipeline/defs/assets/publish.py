@@ -52,7 +52,7 @@ def published_segments(
                 "data_digest": info.get("data_digest"),
                 "mlflow_run_id": info.get("mlflow_run_id"),
                 "model_version": str(info.get("model_version") or ""),
-                "dagster_run_id": context.run_id,
+                "dagster_run_id": context.run.run_id,
                 "published_at": datetime.now(UTC).replace(tzinfo=None),
             }
         ]

@@ -1,0 +1,84 @@
+import datetime as dt
+
+import dagster as dg
+from pipeline_helpers import load_defs
+
+from em_pipeline import settings
+from em_pipeline.defs.schedules import make_nightly_schedule
+
+ASSETS = {
+    "raw_customers",
+    "customer_features",
+    "imputed_customers",
+    "segment_model",
+    "customer_segments",
+    "segment_profiles",
+    "published_segments",
+}
+BLOCKING_CHECKS = {
+    "raw_schema",
+    "quarantine_share_below_threshold",
+    "candidates_finite_and_chosen_converged",
+    "segments_cover_snapshot",
+    "min_segment_share",
+}
+
+
+def test_definitions_load_and_validate():
+    d = load_defs()
+    dg.Definitions.validate_loadable(d)
+    assert {k.to_user_string() for k in d.resolve_all_asset_keys()} == ASSETS
+    checks = {s.name: s for c in d.asset_checks for s in c.check_specs}
+    assert set(checks) == BLOCKING_CHECKS
+    assert all(c.blocking for c in checks.values())
+    assert set(d.resources) == {
+        "source",
+        "customer_schema",
+        "storage",
+        "warehouse",
+        "mlflow_tracker",
+    }
+
+
+def test_job_covers_every_asset_and_check_and_is_daily_partitioned():
+    d = load_defs()
+    job = d.resolve_job_def(settings.JOB_NAME)
+    assert isinstance(job.partitions_def, dg.DailyPartitionsDefinition)
+    ops = {n.name for n in job.nodes}
+    assert ASSETS <= ops
+    check_ops = {
+        f"{s.asset_key.to_user_string()}_{s.name}" for c in d.asset_checks for s in c.check_specs
+    }
+    assert len(check_ops) == len(BLOCKING_CHECKS) and check_ops <= ops
+
+
+def test_schedule_targets_the_nightly_job_for_the_day_in_its_timezone():
+    d = load_defs()
+    sched = d.resolve_schedule_def(settings.SCHEDULE_NAME)
+    assert sched.job_name == settings.JOB_NAME
+    assert sched.cron_schedule == settings.DEFAULT_CRON
+    assert sched.execution_timezone == settings.DEFAULT_TIMEZONE
+
+    custom = make_nightly_schedule("30 1 * * *", "Europe/Berlin")
+    assert (custom.cron_schedule, custom.execution_timezone) == ("30 1 * * *", "Europe/Berlin")
+    # 23:30 UTC on 1 May is already 2 May in Berlin: the partition of the day is 2024-05-02
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2024, 5, 1, 23, 30, tzinfo=dt.UTC)
+    )
+    request = custom(ctx)
+    assert request.partition_key == "2024-05-02"
+    assert request.run_key == "2024-05-02"
+
+
+def test_schedule_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(settings.CRON_ENV, "15 3 * * 1-5")
+    monkeypatch.setenv(settings.TIMEZONE_ENV, "America/New_York")
+    assert settings.cron() == "15 3 * * 1-5"
+    assert settings.timezone() == "America/New_York"
+
+
+def test_workspace_yaml_points_at_the_definitions_module():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "workspace.yaml").read_text()
+    assert "module_name: em_pipeline.definitions" in text
