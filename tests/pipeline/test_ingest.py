@@ -1,0 +1,141 @@
+"""Each bad-input case gives its quarantine reason, or a clear failure for the drop as a whole."""
+
+import pandas as pd
+import pytest
+from pipeline_helpers import failure_messages, run_pipeline
+
+from em_pipeline.lib.schema import CustomerSchema
+from em_pipeline.lib.validation import DropError, ingest_folder
+
+SCHEMA = CustomerSchema()
+GOOD = {
+    "customer_id": "A1",
+    "total_spend": "120.5",
+    "visits_per_month": "2",
+    "avg_cart_size": "3.5",
+    "days_since_last_order": "12",
+}
+
+
+def _csv(folder, rows, name="drop.csv", columns=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame(rows, columns=columns or list(GOOD))
+    df.to_csv(folder / name, index=False)
+    return folder
+
+
+def _good(i, **over):
+    return {**GOOD, "customer_id": f"G{i}", **over}
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "reason"),
+    [
+        ({"total_spend": "12,50 EUR"}, "unparseable_number:total_spend"),
+        ({"visits_per_month": "lots"}, "unparseable_number:visits_per_month"),
+        ({"avg_cart_size": "inf"}, "unparseable_number:avg_cart_size"),
+        ({"total_spend": "-3"}, "negative_value:total_spend"),
+        ({"days_since_last_order": "-1"}, "negative_value:days_since_last_order"),
+        (
+            {
+                "total_spend": "",
+                "visits_per_month": "NA",
+                "avg_cart_size": "null",
+                "days_since_last_order": " ",
+            },
+            "all_features_missing",
+        ),
+        ({"customer_id": ""}, "missing_id"),
+    ],
+)
+def test_bad_rows_are_quarantined_with_their_reason(tmp_path, bad_row, reason):
+    rows = [_good(i) for i in range(5)] + [{**_good(99), **bad_row}]
+    res = ingest_folder(_csv(tmp_path / "drop", rows), SCHEMA)
+    assert len(res.snapshot) == 5 and "G99" not in set(res.snapshot["customer_id"])
+    assert len(res.quarantine) == 1
+    assert reason in res.quarantine["reason"].iloc[0]
+    assert res.reason_counts[reason.split(":")[0]] == 1
+    assert res.quarantine["source_file"].iloc[0] == "drop.csv"
+    assert res.quarantine["source_row"].iloc[0] == 6
+
+
+def test_missing_cells_are_kept_as_nan_not_quarantined(tmp_path):
+    rows = [_good(0, total_spend=""), _good(1, avg_cart_size="n/a"), _good(2)]
+    res = ingest_folder(_csv(tmp_path / "drop", rows), SCHEMA)
+    assert len(res.snapshot) == 3 and res.quarantine.empty
+    assert res.snapshot["total_spend"].isna().sum() == 1
+    assert res.snapshot["avg_cart_size"].isna().sum() == 1
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    drop = tmp_path / "drop"
+    _csv(drop, [_good(1), _good(2)], "a.csv")
+    pd.DataFrame([{**_good(2), "total_spend": 5.0}]).astype({"total_spend": float}).to_parquet(
+        drop / "b.parquet"
+    )
+    res = ingest_folder(drop, SCHEMA)
+    assert list(res.snapshot["customer_id"]) == ["G1"]
+    assert list(res.quarantine["reason"]) == ["duplicate_id", "duplicate_id"]
+    keep = ingest_folder(drop, SCHEMA, duplicates="keep_first")
+    assert sorted(keep.snapshot["customer_id"]) == ["G1", "G2"]
+    assert list(keep.quarantine["source_file"]) == ["b.parquet"]
+
+
+def test_unknown_columns_quarantine_or_ignore(tmp_path):
+    drop = _csv(tmp_path / "drop", [_good(1)], "a.csv")
+    _csv(drop, [{**_good(2), "coupon": "X"}], "b.csv", columns=[*GOOD, "coupon"])
+    res = ingest_folder(drop, SCHEMA)
+    assert list(res.snapshot["customer_id"]) == ["G1"]
+    assert res.quarantine["reason"].iloc[0] == "unknown_columns:coupon"
+    assert '"coupon": "X"' in res.quarantine["extra_columns"].iloc[0]
+    ignored = ingest_folder(drop, SCHEMA, unknown_columns="ignore")
+    assert sorted(ignored.snapshot["customer_id"]) == ["G1", "G2"]
+    assert ignored.ignored_columns == {"b.csv": ["coupon"]}
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: None, "does not exist"),
+        (lambda d: d.mkdir(), "no .csv or .parquet file"),
+        (lambda d: _csv(d, []), "holds no data row"),
+        (lambda d: _csv(d, [{"customer_id": "x"}], columns=["customer_id"]), "required column"),
+        (lambda d: _csv(d, [_good(1, total_spend="-5")]), "no valid customer"),
+    ],
+    ids=["missing-folder", "empty-folder", "header-only", "missing-column", "all-bad"],
+)
+def test_whole_drop_problems_raise_a_clear_error(tmp_path, make, message):
+    drop = tmp_path / "drop"
+    make(drop)
+    with pytest.raises(DropError, match=message):
+        ingest_folder(drop, SCHEMA)
+
+
+def test_missing_drop_fails_the_run_clearly_and_builds_no_model(tmp_path):
+    result = run_pipeline(tmp_path / "home", drop_dir=str(tmp_path / "drops" / "{run_date}"))
+    assert not result.success
+    msg = failure_messages(result)
+    assert "customer drop for 2024-05-01 rejected" in msg
+    assert str(tmp_path / "drops" / "2024-05-01") in msg
+    assert not (tmp_path / "home" / "runs" / "2024-05-01" / "segment_model.json").exists()
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+
+
+def test_real_drop_folder_with_run_date_template(tmp_path):
+    """A folder drop is read for the partition's date; quarantine share above the threshold stops
+    the run before any model is fitted."""
+    drop = tmp_path / "drops" / "2024-05-01"
+    rows = [_good(i, total_spend=str(10 + i)) for i in range(30)] + [
+        _good(100 + i, total_spend="oops") for i in range(10)
+    ]
+    _csv(drop, rows)
+    home = tmp_path / "home"
+    result = run_pipeline(home, drop_dir=str(tmp_path / "drops" / "{run_date}"))
+    assert not result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["raw_schema"].passed
+    assert not checks["quarantine_share_below_threshold"].passed
+    assert checks["quarantine_share_below_threshold"].metadata["quarantine_share"].value == 0.25
+    q = pd.read_parquet(home / "runs" / "2024-05-01" / "quarantine.parquet")
+    assert len(q) == 10
+    assert not (home / "runs" / "2024-05-01" / "customer_features.parquet").exists()

@@ -1,0 +1,129 @@
+"""Publishing is atomic: a failure leaves the previous tables intact; history is keyed by date."""
+
+import duckdb
+import pandas as pd
+import pytest
+from pipeline_helpers import RUN_DATE, failure_messages, run_pipeline
+
+from em_pipeline.defs.resources import Warehouse
+from em_pipeline.lib.warehouse import publish_tables, read_table
+
+
+class FailingWarehouse(Warehouse):
+    """The real warehouse, with an error injected inside the publish transaction."""
+
+    def before_commit(self, con):
+        con.execute("SELECT 1")
+        raise RuntimeError("injected failure while publishing")
+
+
+def _snapshot(home):
+    tables = {}
+    for name in ("customer_segments", "segment_profiles", "customer_segments_history"):
+        tables[name] = read_table(home / "warehouse.duckdb", name)
+    files = {
+        p.relative_to(home / "published"): p.read_bytes()
+        for p in (home / "published").rglob("*.parquet")
+    }
+    return tables, files
+
+
+def test_failure_during_publishing_leaves_previous_tables_intact(full_run):
+    home, _ = full_run
+    before_tables, before_files = _snapshot(home)
+    wh = FailingWarehouse(
+        duckdb_path=str(home / "warehouse.duckdb"), parquet_dir=str(home / "published")
+    )
+    result = run_pipeline(home, "2024-05-02", resources={"warehouse": wh})
+    assert not result.success
+    assert "injected failure while publishing" in failure_messages(result)
+    # the new run got as far as its own segments ...
+    assert (home / "runs" / "2024-05-02" / "customer_segments.parquet").exists()
+    # ... but what BI reads is exactly yesterday's
+    after_tables, after_files = _snapshot(home)
+    assert after_files == before_files
+    for name, df in before_tables.items():
+        pd.testing.assert_frame_equal(after_tables[name], df)
+    assert not list((home / "published").glob(".staging-*"))
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    dates = {
+        str(r[0]) for r in con.execute("SELECT DISTINCT run_date FROM segment_runs").fetchall()
+    }
+    con.close()
+    assert dates == {RUN_DATE}
+    # the registry alias still points at the published model, not at the failed run's version
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("customer-segments", "champion")
+    latest = max(int(v.version) for v in client.search_model_versions("name = 'customer-segments'"))
+    assert int(champion.version) < latest
+
+
+def test_failing_blocking_check_stops_publication(full_run):
+    home, _ = full_run
+    before_tables, before_files = _snapshot(home)
+    result = run_pipeline(
+        home,
+        "2024-05-03",
+        run_config={"ops": {"segment_profiles_min_segment_share": {"config": {"min_share": 0.9}}}},
+    )
+    assert not result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks["min_segment_share"] is False
+    published = result.asset_materializations_for_node("published_segments")
+    assert published == []
+    after_tables, after_files = _snapshot(home)
+    assert after_files == before_files
+    pd.testing.assert_frame_equal(
+        after_tables["customer_segments"], before_tables["customer_segments"]
+    )
+
+
+def _frame(date, seg):
+    return pd.DataFrame({"customer_id": ["a", "b"], "segment": [seg, seg], "run_date": date})
+
+
+def test_history_is_keyed_by_run_date_and_rerun_replaces_its_rows(tmp_path):
+    pq, db = tmp_path / "pub", tmp_path / "w.duckdb"
+    for date, seg in (("2024-05-01", 0), ("2024-05-02", 1), ("2024-05-02", 2)):
+        publish_tables(pq, db, date, {"cur": _frame(date, seg)}, {"hist": _frame(date, seg)})
+    hist = read_table(db, "hist")
+    assert len(hist) == 4
+    assert hist.groupby(hist["run_date"].astype(str))["segment"].max().to_dict() == {
+        "2024-05-01": 0,
+        "2024-05-02": 2,
+    }
+    assert read_table(db, "cur")["segment"].tolist() == [2, 2]
+    assert sorted(p.name for p in (pq / "history" / "hist").iterdir()) == [
+        "2024-05-01.parquet",
+        "2024-05-02.parquet",
+    ]
+
+
+def test_error_before_commit_rolls_back_every_table(tmp_path):
+    pq, db = tmp_path / "pub", tmp_path / "w.duckdb"
+    publish_tables(
+        pq, db, "2024-05-01", {"cur": _frame("2024-05-01", 0)}, {"hist": _frame("2024-05-01", 0)}
+    )
+
+    def boom(con):
+        # the new rows are visible inside the transaction ...
+        assert con.execute("SELECT max(segment) FROM cur").fetchone()[0] == 7
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        publish_tables(
+            pq,
+            db,
+            "2024-05-02",
+            {"cur": _frame("2024-05-02", 7)},
+            {"hist": _frame("2024-05-02", 7)},
+            before_commit=boom,
+        )
+    # ... and gone after the rollback, in DuckDB and in Parquet
+    assert read_table(db, "cur")["segment"].tolist() == [0, 0]
+    assert len(read_table(db, "hist")) == 2
+    assert pd.read_parquet(pq / "cur.parquet")["segment"].tolist() == [0, 0]
+    assert not (pq / "history" / "hist" / "2024-05-02.parquet").exists()
+    assert not list(pq.glob(".staging-*"))
