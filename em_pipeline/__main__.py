@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,8 @@ def _run_config(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    # MLflow's hints about signatures and type hints are not actionable for this model
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
     home = settings.home_dir(args.home)
     home.mkdir(parents=True, exist_ok=True)
     os.environ[settings.HOME_ENV] = str(home)
