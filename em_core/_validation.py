@@ -7,8 +7,14 @@ import numpy as np
 from ._typing import COVARIANCE_TYPES, CRITERIA, INIT_METHODS, ArrayLike, FloatArray
 
 
-def check_data(X: ArrayLike, *, name: str = "X", n_features: int | None = None) -> FloatArray:
-    """A float64 (n, d) array with NaN for missing cells; raise ValueError on anything else."""
+def check_data(
+    X: ArrayLike, *, name: str = "X", n_features: int | None = None, for_fit: bool = True
+) -> FloatArray:
+    """A float64 (n, d) array with NaN for missing cells; raise ValueError on anything else.
+
+    A column with every cell missing cannot be fitted, but a fitted model scores such a batch
+    (e.g. one new customer with an empty cell), so that check applies only when ``for_fit``.
+    """
     arr = np.asarray(X)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
@@ -48,7 +54,7 @@ def check_data(X: ArrayLike, *, name: str = "X", n_features: int | None = None) 
                 f"{empty_rows[0]}); such rows carry no information — remove or quarantine them"
             )
         empty_cols = np.flatnonzero(missing.all(axis=0))
-        if empty_cols.size:
+        if for_fit and empty_cols.size:
             raise ValueError(
                 f"{name} has column(s) {empty_cols.tolist()} with every cell missing; drop them"
             )

@@ -262,7 +262,7 @@ class GaussianMixture:
 
     def _chunked_rows(self, X: ArrayLike):
         params = self._check_fitted()
-        X = check_data(X, n_features=params.n_features)
+        X = check_data(X, n_features=params.n_features, for_fit=False)
         return params, X, range(0, X.shape[0], self.chunk_size)
 
     def _weighted_log_prob(self, X: ArrayLike) -> FloatArray:

@@ -87,14 +87,7 @@ class SegmentBundle:
 
     def probabilities(self, df: pd.DataFrame) -> np.ndarray:
         """(n, K) posterior probabilities with columns in segment order."""
-        z = self.transform.transform(df)
-        if len(z) and np.isnan(z).all(axis=0).any():
-            # em_core rejects a batch in which a whole column is missing (e.g. one new customer
-            # with an empty cell). Rows are scored independently, so pad the batch with one fully
-            # observed row (the standardisation centre) and drop its result.
-            proba = self.model.predict_proba(np.vstack([z, np.zeros((1, z.shape[1]))]))[:-1]
-        else:
-            proba = self.model.predict_proba(z)
+        proba = self.model.predict_proba(self.transform.transform(df))
         out = np.empty_like(proba)
         out[:, self.component_to_segment] = proba
         return out

@@ -63,6 +63,10 @@ def test_scoring_checks_feature_count_and_fit_state():
         gm.predict(X_GOOD[:, :2])
     with pytest.raises(ValueError, match="every cell missing"):
         gm.predict_proba(np.full((1, 3), np.nan))
+    # one new customer with an empty cell: a whole column is missing, yet it can be scored
+    one = np.array([[np.nan, 0.5, -1.0]])
+    np.testing.assert_allclose(gm.predict_proba(one).sum(), 1.0)
+    assert np.isfinite(gm.impute(one)).all()
 
 
 def test_bad_warm_start_shapes():
