@@ -49,6 +49,7 @@ def select_model(
     n_init: int = 3,
     random_state: int | None = 0,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    warm_start: GaussianMixture | None = None,
     **gm_kwargs: Any,
 ) -> SelectionResult:
     """Fit every (K, covariance type) candidate and pick the best by ``criterion``.
@@ -58,12 +59,22 @@ def select_model(
     (see :class:`GaussianMixture`, ``eigen_floor``) are recorded as degenerate and never chosen.
     ``callback(row)`` is called after each candidate with the table row plus ``index`` and
     ``total``, for progress reporting. Extra keyword arguments go to :class:`GaussianMixture`.
+
+    ``warm_start`` (a fitted model, e.g. last night's champion): the candidate with its
+    (n_components, covariance_type) gets one extra restart that starts from its parameters and
+    races the ``n_init`` fresh ones. Every row records ``warm_start`` (whether the candidate had
+    one) and ``best_init`` (the start of the kept restart: "warm", "k-means++", …).
+    ``X`` may also be a :class:`~em_core.sources.ChunkSource` (e.g. a Parquet or Dask source of
+    :mod:`em_core.backends`): every candidate is then fitted with ``fit_source``.
     """
     check_criterion(criterion)
     if random_state is not None and not isinstance(random_state, int):
         raise ValueError("select_model needs an int (or None) random_state")
     check_random_state(random_state)
-    X = check_data(X)
+    is_source = hasattr(X, "map_reduce") and hasattr(X, "sample")
+    if not is_source:
+        X = check_data(X)
+    n = X.n_samples if is_source else X.shape[0]
     ks = sorted(set(int(k) for k in n_components))
     cov_types = list(dict.fromkeys(covariance_types))
     if not ks:
@@ -73,28 +84,47 @@ def select_model(
             raise ValueError(f"unknown covariance_type {ct!r}; choose from {COVARIANCE_TYPES}")
     if ks[0] < 1:
         raise ValueError(f"n_components must be >= 1, got {ks[0]}")
-    if ks[0] > X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows, fewer than the smallest n_components={ks[0]}")
+    if ks[0] > n:
+        raise ValueError(f"X has {n} rows, fewer than the smallest n_components={ks[0]}")
 
-    n = X.shape[0]
     table: list[dict[str, Any]] = []
     models: dict[tuple[int, str], GaussianMixture | None] = {}
     candidates = [(k, ct) for ct in cov_types for k in ks]
+    warm_key = None
+    if warm_start is not None:
+        warm_key = (int(warm_start.means_.shape[0]), warm_start.covariance_type)
+        n_features = X.n_features if is_source else X.shape[1]
+        if warm_start.means_.shape[1] != n_features:
+            raise ValueError(
+                f"warm_start has {warm_start.means_.shape[1]} features, the data {n_features}"
+            )
     for index, (k, ct) in enumerate(candidates):
         seed = None if random_state is None else candidate_seed(random_state, k, ct)
-        gm = GaussianMixture(k, covariance_type=ct, n_init=n_init, random_state=seed, **gm_kwargs)
-        row: dict[str, Any] = {"n_components": k, "covariance_type": ct}
+        kwargs = dict(gm_kwargs, n_init=n_init)
+        warm = (k, ct) == warm_key
+        if warm:
+            kwargs.update(
+                weights_init=warm_start.weights_,
+                means_init=warm_start.means_,
+                precisions_init=warm_start.precisions_,
+                n_init=n_init + 1,
+            )
+        gm = GaussianMixture(k, covariance_type=ct, random_state=seed, **kwargs)
+        row: dict[str, Any] = {"n_components": k, "covariance_type": ct, "warm_start": warm}
         started = time.perf_counter()
         try:
             if k > n:
                 raise ValueError(f"X has {n} rows, fewer than n_components={k}")
-            gm.fit(X)
+            if is_source:
+                gm.fit_source(X)
+            else:
+                gm.fit(X)
         except (DegenerateFitError, ValueError) as exc:
             models[(k, ct)] = None
             row.update(
                 log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
                 converged=False, n_iter=None, degenerate=isinstance(exc, DegenerateFitError),
-                error=str(exc),
+                error=str(exc), best_init=None,
             )  # fmt: skip
         else:
             models[(k, ct)] = gm
@@ -103,7 +133,7 @@ def select_model(
             row.update(
                 log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
                 icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
-                degenerate=False, error=None,
+                degenerate=False, error=None, best_init=gm.restarts_[gm.best_restart_]["init"],
             )  # fmt: skip
         row["seconds"] = time.perf_counter() - started
         table.append(row)

@@ -100,3 +100,28 @@ def test_bic_single_gaussian_one_dimension():
     var = X.var()
     ll = -0.5 * X.shape[0] * (np.log(2 * np.pi * var) + 1.0)
     assert gm.bic(X) == pytest.approx(-2 * ll + 2 * np.log(500), rel=1e-10)
+
+
+def test_warm_start_races_fresh_restarts_and_is_recorded():
+    mix = make_mixture(n=1500, d=3, k=3, separation=6.0, seed=5)
+    first = select_model(mix.X, range(2, 5), ("full", "diag"), n_init=2, random_state=0)
+    champion = first.best
+    # tonight: the same population, rows shuffled
+    tonight = mix.X[np.random.default_rng(1).permutation(mix.X.shape[0])]
+    cold = select_model(tonight, range(2, 5), ("full", "diag"), n_init=2, random_state=7)
+    warm = select_model(
+        tonight, range(2, 5), ("full", "diag"), n_init=2, random_state=7, warm_start=champion
+    )
+    key = (champion.n_components, champion.covariance_type)
+    rows = {(r["n_components"], r["covariance_type"]): r for r in warm.table}
+    assert rows[key]["warm_start"] and sum(r["warm_start"] for r in warm.table) == 1
+    assert rows[key]["best_init"] in ("warm", "k-means++")
+    gm = warm.models[key]
+    assert len(gm.restarts_) == 3 and gm.restarts_[0]["init"] == "warm"
+    cold_ll = cold.models[key].log_likelihood_
+    assert gm.log_likelihood_ >= cold_ll - 1e-6 * abs(cold_ll)
+    # candidates without a warm start are fitted exactly as without one
+    other = (2, "diag")
+    assert warm.models[other].history_ == cold.models[other].history_
+    with pytest.raises(ValueError, match="features"):
+        select_model(mix.X[:, :2], [2], warm_start=champion)
