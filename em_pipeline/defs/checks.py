@@ -5,12 +5,20 @@ import math
 import dagster as dg
 import pandas as pd
 
+from em_pipeline.defs.assets.drift import DRIFT_SEGMENTS, DRIFT_SUMMARY, segment_drift
 from em_pipeline.defs.assets.ingest import SNAPSHOT, SUMMARY, raw_customers
-from em_pipeline.defs.assets.model import SELECTION, segment_model
+from em_pipeline.defs.assets.model import MODEL_JSON, SELECTION, segment_model
 from em_pipeline.defs.assets.segments import PROFILES, SEGMENTS, customer_segments, segment_profiles
-from em_pipeline.defs.config import MinSegmentShareConfig, QuarantineCheckConfig
+from em_pipeline.defs.config import (
+    DriftAriConfig,
+    DriftDistanceConfig,
+    DriftPsiConfig,
+    DriftShareConfig,
+    MinSegmentShareConfig,
+    QuarantineCheckConfig,
+)
 from em_pipeline.defs.partitions import daily_partitions
-from em_pipeline.defs.resources import CustomerSchemaResource, PipelineStorage
+from em_pipeline.defs.resources import CustomerSchemaResource, MlflowTracker, PipelineStorage
 
 
 def _run_date(context: dg.AssetCheckExecutionContext) -> str:
@@ -164,3 +172,144 @@ def min_segment_share(
             ),
         },
     )
+
+
+# ------------------------------------------------------------------------------- drift gates
+# Blocking checks on segment_drift: a failure stops published_segments, so the model is logged
+# but not promoted and BI keeps the champion's tables. Each check also records its outcome on the
+# model's MLflow run as the tag ``check/<name>`` ("passed" or "failed: <why>").
+
+
+def _drift_gate(
+    context: dg.AssetCheckExecutionContext,
+    storage: PipelineStorage,
+    mlflow_tracker: MlflowTracker,
+    name: str,
+    value: float | None,
+    threshold: float,
+    *,
+    upper: bool,
+    what: str,
+    extra: dict | None = None,
+) -> dg.AssetCheckResult:
+    run_date = _run_date(context)
+    summary = storage.read_json(run_date, DRIFT_SUMMARY)
+    if not summary["has_champion"]:
+        passed, why = True, "first model: no champion to compare with"
+    elif value is None or not math.isfinite(value):
+        passed, why = True, f"{what} not available (nothing to compare)"
+    elif upper:
+        passed = value <= threshold
+        why = f"{what} = {value:.4g} {'<=' if passed else '>'} max {threshold:g}"
+    else:
+        passed = value >= threshold
+        why = f"{what} = {value:.4g} {'>=' if passed else '<'} min {threshold:g}"
+    if not passed:
+        context.log.warning(f"{name} failed: {why}; the model will not be promoted")
+    run_id = storage.read_json(run_date, MODEL_JSON)["info"].get("mlflow_run_id")
+    if run_id:
+        mlflow_tracker.tracker().set_tags(
+            run_id, {f"check/{name}": "passed" if passed else f"failed: {why}"}
+        )
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            "reason": why,
+            "value": value if value is not None and math.isfinite(value) else None,
+            "threshold": threshold,
+            "champion_run_date": summary.get("champion_run_date") or "",
+            **(extra or {}),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=segment_drift,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Adjusted Rand index between the champion's and tonight's segments of the common "
+    "customers is at least min_ari.",
+)
+def drift_ari_above_min(
+    context: dg.AssetCheckExecutionContext,
+    config: DriftAriConfig,
+    storage: PipelineStorage,
+    mlflow_tracker: MlflowTracker,
+) -> dg.AssetCheckResult:
+    s = storage.read_json(_run_date(context), DRIFT_SUMMARY)
+    if s["has_champion"] and s["n_common_customers"] == 0:
+        value: float | None = -1.0  # no common customer at all: nothing can be trusted
+    else:
+        value = s["ari"]
+    return _drift_gate(
+        context, storage, mlflow_tracker, "drift_ari_above_min", value, config.min_ari,
+        upper=False, what="ARI on common customers",
+        extra={"n_common_customers": s["n_common_customers"]},
+    )  # fmt: skip
+
+
+@dg.asset_check(
+    asset=segment_drift,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Population stability index of every feature (champion's snapshot vs tonight's) "
+    "is at most max_psi.",
+)
+def drift_psi_below_max(
+    context: dg.AssetCheckExecutionContext,
+    config: DriftPsiConfig,
+    storage: PipelineStorage,
+    mlflow_tracker: MlflowTracker,
+) -> dg.AssetCheckResult:
+    s = storage.read_json(_run_date(context), DRIFT_SUMMARY)
+    return _drift_gate(
+        context, storage, mlflow_tracker, "drift_psi_below_max", s["max_psi"], config.max_psi,
+        upper=True, what=f"PSI of {s['max_psi_feature']}",
+    )  # fmt: skip
+
+
+@dg.asset_check(
+    asset=segment_drift,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="Bhattacharyya distance between each retained segment's component and its "
+    "champion component is at most max_distance.",
+)
+def drift_distance_below_max(
+    context: dg.AssetCheckExecutionContext,
+    config: DriftDistanceConfig,
+    storage: PipelineStorage,
+    mlflow_tracker: MlflowTracker,
+) -> dg.AssetCheckResult:
+    run_date = _run_date(context)
+    s = storage.read_json(run_date, DRIFT_SUMMARY)
+    seg = storage.read_parquet(run_date, DRIFT_SEGMENTS)
+    far = seg[(seg["status"] == "retained") & (seg["distance"] > config.max_distance)]
+    return _drift_gate(
+        context, storage, mlflow_tracker, "drift_distance_below_max", s["max_distance"],
+        config.max_distance, upper=True, what="largest distance of a retained segment",
+        extra={"too_far": dg.MetadataValue.json(
+            {str(r.segment_id): float(r.distance) for r in far.itertuples()}
+        )},
+    )  # fmt: skip
+
+
+@dg.asset_check(
+    asset=segment_drift,
+    blocking=True,
+    partitions_def=daily_partitions,
+    description="No segment's share of customers changed by more than max_share_change "
+    "(new segments count from 0, retired ones to 0).",
+)
+def drift_share_change_below_max(
+    context: dg.AssetCheckExecutionContext,
+    config: DriftShareConfig,
+    storage: PipelineStorage,
+    mlflow_tracker: MlflowTracker,
+) -> dg.AssetCheckResult:
+    s = storage.read_json(_run_date(context), DRIFT_SUMMARY)
+    return _drift_gate(
+        context, storage, mlflow_tracker, "drift_share_change_below_max",
+        s["max_abs_share_change"], config.max_share_change, upper=True,
+        what="largest segment share change",
+    )  # fmt: skip

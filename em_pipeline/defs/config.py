@@ -67,6 +67,18 @@ class SegmentModelConfig(dg.Config):
         default="k-means++", description="Initialisation of each restart."
     )
     seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
+    warm_start: bool = Field(
+        default=True,
+        description="Race the champion's parameters (as one extra restart of the candidate with "
+        "the champion's K and covariance type) against the fresh restarts.",
+    )
+    max_match_distance: float | None = Field(
+        default=None,
+        gt=0,
+        description="Largest Bhattacharyya distance at which a component aligned to a champion "
+        "segment keeps its id; a farther one becomes a new segment and the champion's is retired. "
+        "None = keep every match of the Hungarian alignment.",
+    )
 
     @field_validator("covariance_types")
     @classmethod
@@ -92,4 +104,47 @@ class MinSegmentShareConfig(dg.Config):
         ge=0,
         le=1,
         description="Smallest tolerated segment share; a smaller segment stops publication.",
+    )
+
+
+# ------------------------------------------------------------------------------ drift checks
+# Thresholds of the blocking checks on ``segment_drift``. A failure stops ``published_segments``:
+# the new model stays logged in MLflow but is not promoted, and BI keeps the champion's tables.
+
+
+class DriftAriConfig(dg.Config):
+    min_ari: float = Field(
+        default=0.6,
+        ge=-1,
+        le=1,
+        description="Smallest tolerated adjusted Rand index between the champion's and tonight's "
+        "segments of the customers present in both.",
+    )
+
+
+class DriftPsiConfig(dg.Config):
+    max_psi: float = Field(
+        default=0.25,
+        ge=0,
+        description="Largest tolerated population stability index of any feature (champion's "
+        "snapshot vs tonight's; rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major).",
+    )
+
+
+class DriftDistanceConfig(dg.Config):
+    max_distance: float = Field(
+        default=1.0,
+        ge=0,
+        description="Largest tolerated Bhattacharyya distance between a retained segment's "
+        "component tonight and its champion component.",
+    )
+
+
+class DriftShareConfig(dg.Config):
+    max_share_change: float = Field(
+        default=0.25,
+        ge=0,
+        le=1,
+        description="Largest tolerated absolute change of any segment's share of customers "
+        "(new segments count from 0, retired ones to 0).",
     )

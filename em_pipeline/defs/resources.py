@@ -5,9 +5,11 @@ from :mod:`em_pipeline.settings` (environment variables) so ``dagster dev`` and 
 em_pipeline`` write under one home folder; tests build their own with :func:`default_resources`.
 """
 
+import datetime as dt
 import json
 import os
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,13 @@ from pydantic import Field
 
 from em_pipeline import settings
 from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
-from em_pipeline.lib.sample_data import write_sample_drop
+from em_pipeline.lib.sample_data import SampleDrop, write_sample_drop
 from em_pipeline.lib.schema import DEFAULT_FEATURES, CustomerSchema, Feature
-from em_pipeline.lib.warehouse import PublishResult, publish_tables
+from em_pipeline.lib.segments import SegmentBundle
+from em_pipeline.lib.warehouse import PublishResult, publish_tables, read_table_if_exists
+
+CHAMPION_TABLE = "segment_champion"
+REGISTRY_TABLE = "segment_registry"
 
 # ---------------------------------------------------------------------------------------- source
 
@@ -52,19 +58,40 @@ class FolderCustomerSource(CustomerSource):
 
 
 class SampleCustomerSource(CustomerSource):
-    """Built-in deterministic sample drop, written to ``<root>/<run_date>/`` before it is read."""
+    """Built-in deterministic sample drop, written to ``<root>/<run_date>/`` before it is read.
+
+    Every run date sees the same base population (``n_customers``, ``seed``) in a different row
+    order, with ``daily_new_share`` new customers and ``daily_leaving_share`` customers left out,
+    both chosen deterministically from the date: consecutive nights look like a real customer base.
+    """
 
     root: str = Field(description="Folder under which the sample drop of each run date is written.")
     n_customers: int = Field(default=2000, description="Number of good sample customers.")
     seed: int = Field(default=0, description="Seed of the sample generator.")
     missing_rate: float = Field(default=0.10, description="Share of feature cells left empty.")
+    daily_new_share: float = Field(
+        default=0.03, ge=0, le=1, description="New customers per run date, as a share."
+    )
+    daily_leaving_share: float = Field(
+        default=0.02, ge=0, lt=1, description="Base customers absent per run date, as a share."
+    )
+
+    def write(self, run_date: str) -> SampleDrop:
+        """Write the sample drop of ``run_date`` and return it with its ground truth."""
+        night = (dt.date.fromisoformat(run_date) - dt.date(2000, 1, 1)).days
+        return write_sample_drop(
+            Path(self.root) / run_date,
+            n_customers=self.n_customers,
+            seed=self.seed,
+            missing_rate=self.missing_rate,
+            shuffle_seed=night,
+            n_new=round(self.daily_new_share * self.n_customers),
+            n_leaving=round(self.daily_leaving_share * self.n_customers),
+            night=night,
+        )
 
     def drop_folder(self, run_date: str) -> Path:
-        folder = Path(self.root) / run_date
-        write_sample_drop(
-            folder, n_customers=self.n_customers, seed=self.seed, missing_rate=self.missing_rate
-        )
-        return folder
+        return self.write(run_date).folder
 
     def describe(self) -> str:
         return f"built-in sample data (n={self.n_customers}, seed={self.seed})"
@@ -157,8 +184,24 @@ class PipelineStorage(dg.ConfigurableResource):
 # ------------------------------------------------------------------------------------- warehouse
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The model behind the published tables, as stored in the warehouse by the last promotion."""
+
+    bundle: SegmentBundle
+    run_date: str
+    model_version: str
+    registry: pd.DataFrame | None
+
+
 class Warehouse(dg.ConfigurableResource):
-    """BI outputs: Parquet files and an embedded DuckDB file, replaced atomically."""
+    """BI outputs: Parquet files and an embedded DuckDB file, replaced atomically.
+
+    The champion model (the one whose outputs BI reads) is stored *in the warehouse*, in the
+    one-row table ``segment_champion`` (model JSON + run date + registry version), written in the
+    same transaction as the tables it produced. It is therefore always the model behind the
+    published tables, even if moving the MLflow alias failed or the tracking server is down.
+    """
 
     duckdb_path: str = Field(description="DuckDB warehouse file that BI tools open.")
     parquet_dir: str = Field(description="Folder of the published Parquet tables.")
@@ -171,6 +214,7 @@ class Warehouse(dg.ConfigurableResource):
         run_date: str,
         current: dict[str, pd.DataFrame],
         history: dict[str, pd.DataFrame],
+        derived: dict[str, str] | None = None,
     ) -> PublishResult:
         return publish_tables(
             self.parquet_dir,
@@ -178,7 +222,25 @@ class Warehouse(dg.ConfigurableResource):
             run_date,
             current,
             history,
+            derived=derived,
             before_commit=self.before_commit,
+        )
+
+    def read(self, name: str) -> pd.DataFrame | None:
+        """A published table (read-only connection), or None if it does not exist yet."""
+        return read_table_if_exists(self.duckdb_path, name)
+
+    def load_champion(self) -> Champion | None:
+        """The current champion, or None before the first promotion."""
+        row = self.read(CHAMPION_TABLE)
+        if row is None or row.empty:
+            return None
+        r = row.iloc[0]
+        return Champion(
+            bundle=SegmentBundle.from_json(str(r["model_json"])),
+            run_date=str(r["run_date"])[:10],
+            model_version=str(r["model_version"] or ""),
+            registry=self.read(REGISTRY_TABLE),
         )
 
 

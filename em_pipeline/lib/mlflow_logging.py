@@ -128,6 +128,9 @@ class SegmentTracker:
             "em_run_kind": "candidate",
             "chosen": str(bool(chosen)).lower(),
             "degenerate": str(bool(row.get("degenerate"))).lower(),
+            # warm: this candidate raced the champion's parameters; best_init: the kept start
+            "warm_start": str(bool(row.get("warm_start"))).lower(),
+            "best_init": str(row.get("best_init") or ""),
         }
         if row.get("error"):
             tags["error"] = str(row["error"])[:5000]
@@ -172,6 +175,17 @@ class SegmentTracker:
             params=[Param(k, str(v)) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, v, now, 0) for k, raw in metrics.items() if (v := _finite(raw)) is not None
+        ]
+        for start in range(0, len(batch), _BATCH):
+            self.client.log_batch(run_id, metrics=batch[start : start + _BATCH])
 
     def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str) -> None:
         for p in paths:

@@ -84,3 +84,19 @@ def plot_segment_profiles(profiles: pd.DataFrame, features: Sequence[str], path:
     axes[1].set_xlabel("segment")
     axes[1].set_title("Segment profiles (original units, relative)")
     return _save(fig, path)
+
+
+def plot_transitions(transitions: pd.DataFrame, path: Path, title: str) -> Path:
+    """Heatmap of the hard transition counts champion segment -> tonight's segment."""
+    m = transitions.pivot(index="from_segment", columns="to_segment", values="n_customers")
+    fig, ax = plt.subplots(figsize=(1.2 * m.shape[1] + 3, 1.0 * m.shape[0] + 2))
+    ax.imshow(m.to_numpy(), cmap="Blues")
+    ax.set_xticks(range(m.shape[1]), [str(c) for c in m.columns])
+    ax.set_yticks(range(m.shape[0]), [str(r) for r in m.index])
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(int(m.iat[i, j])), ha="center", va="center", fontsize=9)
+    ax.set_xlabel("tonight's segment")
+    ax.set_ylabel("champion's segment")
+    ax.set_title(title)
+    return _save(fig, path)

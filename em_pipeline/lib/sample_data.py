@@ -6,6 +6,11 @@ blanks ``missing_rate`` of the cells at random (never a whole row of a good cust
 bad rows of every kind the ingest step must quarantine. :func:`write_sample_drop` writes the drop as
 the files a real export would produce: a CSV, a Parquet file and a late CSV export with an
 unexpected column.
+
+To simulate a sequence of nights, :func:`write_sample_drop` can also shuffle the rows, add new
+customers (from the same latent segments), let some customers leave, add customers of a genuinely
+new fifth latent segment (``NEW_SEGMENT``: bulk buyers with very large carts) and corrupt the drop
+(``corrupt="spend_in_cents"``: an export bug that writes ``total_spend`` in cents).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ _SEGMENTS = (
     ("high-value loyal", 0.15, np.log(3500.0), np.log(9.0), np.log(7.0), 5.0),
     ("lapsing", 0.15, np.log(300.0), np.log(0.4), np.log(3.0), 200.0),
 )
+# a fifth latent segment that the base population does not have (true segment id 4)
+NEW_SEGMENT = ("bulk buyers", 1.0, np.log(1500.0), np.log(0.8), np.log(30.0), 40.0)
+CORRUPTIONS = ("spend_in_cents",)
 
 
 @dataclass(frozen=True)
@@ -40,20 +48,32 @@ class SampleDrop:
 
 
 def generate_customers(
-    n_customers: int = 2000, *, seed: int = 0, missing_rate: float = 0.10
+    n_customers: int = 2000,
+    *,
+    seed: int = 0,
+    missing_rate: float = 0.10,
+    id_prefix: str | None = None,
+    new_segment: bool = False,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Good customers in original units, with NaN cells, and their true latent segment."""
-    if n_customers < 10:
+    """Good customers in original units, with NaN cells, and their true latent segment.
+
+    Ids are ``<id_prefix><i:06d>`` (default prefix ``C<seed:02d>``). ``new_segment=True`` draws
+    every customer from :data:`NEW_SEGMENT` instead (true segment 4).
+    """
+    if n_customers < 1 or (n_customers < 10 and not new_segment and id_prefix is None):
         raise ValueError("n_customers must be at least 10")
     if not 0.0 <= missing_rate < 0.5:
         raise ValueError("missing_rate must be in [0, 0.5)")
     rng = np.random.default_rng(seed)
-    shares = np.array([s[1] for s in _SEGMENTS])
-    z = rng.choice(len(_SEGMENTS), size=n_customers, p=shares / shares.sum())
-    spend_mu = np.array([s[2] for s in _SEGMENTS])[z]
-    visit_mu = np.array([s[3] for s in _SEGMENTS])[z]
-    cart_mu = np.array([s[4] for s in _SEGMENTS])[z]
-    days_mu = np.array([s[5] for s in _SEGMENTS])[z]
+    segments = (NEW_SEGMENT,) if new_segment else _SEGMENTS
+    shares = np.array([s[1] for s in segments])
+    z = rng.choice(len(segments), size=n_customers, p=shares / shares.sum())
+    spend_mu = np.array([s[2] for s in segments])[z]
+    visit_mu = np.array([s[3] for s in segments])[z]
+    cart_mu = np.array([s[4] for s in segments])[z]
+    days_mu = np.array([s[5] for s in segments])[z]
+    if new_segment:
+        z = np.full(n_customers, len(_SEGMENTS))
     # spend and visits are correlated inside a segment (more visits, more spend)
     common = rng.normal(size=n_customers)
     spend = np.exp(spend_mu + 0.45 * common + 0.35 * rng.normal(size=n_customers))
@@ -62,7 +82,10 @@ def generate_customers(
     days = np.abs(days_mu * (1.0 + 0.35 * rng.normal(size=n_customers)))
     df = pd.DataFrame(
         {
-            "customer_id": [f"C{seed:02d}{i:06d}" for i in range(n_customers)],
+            "customer_id": [
+                f"{id_prefix if id_prefix is not None else f'C{seed:02d}'}{i:06d}"
+                for i in range(n_customers)
+            ],
             "total_spend": np.round(spend, 2),
             "visits_per_month": np.round(visits, 2),
             "avg_cart_size": np.round(cart, 1),
@@ -124,19 +147,71 @@ def write_sample_drop(
     seed: int = 0,
     missing_rate: float = 0.10,
     schema: CustomerSchema | None = None,
+    shuffle_seed: int | None = None,
+    n_new: int = 0,
+    n_leaving: int = 0,
+    n_new_segment: int = 0,
+    night: int = 1,
+    corrupt: str | None = None,
 ) -> SampleDrop:
     """Write a deterministic sample drop into ``folder`` (created; existing sample files replaced).
 
     Files: ``customers_web.csv`` (first half plus the bad rows, as text),
     ``customers_store.parquet`` (second half, typed), and ``customers_late_export.csv`` (five
     customers exported by a tool that adds an unexpected ``coupon_code`` column).
+
+    Nightly variations of the same base population (``n_customers``, ``seed``): ``n_leaving``
+    base customers (chosen by ``night``) are left out, ``n_new`` new customers of the same latent
+    segments (ids ``N<night:03d>…``) and ``n_new_segment`` customers of :data:`NEW_SEGMENT` (ids
+    ``S<night:03d>…``, true segment 4) are added, the rows are shuffled with ``shuffle_seed``
+    (None = generation order), and ``corrupt="spend_in_cents"`` multiplies every ``total_spend``
+    by 100 (an export bug).
     """
     schema = schema or CustomerSchema()
     if set(schema.columns) != set(CustomerSchema().columns):
         raise ValueError("the sample generator only produces the default customer schema")
+    if corrupt is not None and corrupt not in CORRUPTIONS:
+        raise ValueError(f"corrupt must be one of {CORRUPTIONS} or None, got {corrupt!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("customers_*"):
+        old.unlink()
     df, z = generate_customers(n_customers, seed=seed, missing_rate=missing_rate)
+    night_seed = 1000 * (seed + 1) + night
+    if n_leaving:
+        # the five late-export customers (rows 0..4) always stay, so the file layout is stable
+        rng = np.random.default_rng(night_seed)
+        gone = rng.choice(np.arange(5, len(df)), size=n_leaving, replace=False)
+        keep = np.setdiff1d(np.arange(len(df)), gone)
+        df, z = df.iloc[keep].reset_index(drop=True), z[keep]
+    extra = []
+    if n_new:
+        extra.append(
+            generate_customers(
+                n_new, seed=night_seed + 1, missing_rate=missing_rate, id_prefix=f"N{night:03d}"
+            )
+        )
+    if n_new_segment:
+        extra.append(
+            generate_customers(
+                n_new_segment,
+                seed=night_seed + 2,
+                missing_rate=missing_rate,
+                id_prefix=f"S{night:03d}",
+                new_segment=True,
+            )
+        )
+    if extra:
+        df = pd.concat([df, *(e[0] for e in extra)], ignore_index=True)
+        z = np.concatenate([z, *(e[1] for e in extra)])
+    if shuffle_seed is not None:
+        # the late-export rows stay first; everything else changes order
+        order = np.concatenate(
+            [np.arange(5), 5 + np.random.default_rng(shuffle_seed).permutation(len(df) - 5)]
+        )
+        df, z = df.iloc[order].reset_index(drop=True), z[order]
+    if corrupt == "spend_in_cents":
+        df["total_spend"] = np.round(df["total_spend"] * 100.0, 0)
     n_late = 5
     late, main = df.iloc[:n_late], df.iloc[n_late:]
     half = len(main) // 2

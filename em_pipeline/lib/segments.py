@@ -1,10 +1,12 @@
 """Bookkeeping around a fitted em_core model: readable segment ids, scoring tables and profiles.
 
-Segment ids are the model's components re-numbered by the mean of ``schema.label_feature`` (segment
-0 has the lowest spend). :class:`SegmentBundle` is what is stored as ``segment_model.json`` and
-shipped inside the MLflow pyfunc model: the em_core parameters, the customer schema, the feature
-transform, the component → segment map and the labels. No numerical code: every probability comes
-from em_core.
+On the first night, segment ids are the model's components re-numbered by the mean of
+``schema.label_feature`` (segment 0 has the lowest spend); afterwards they are the stable ids
+assigned by :mod:`em_pipeline.lib.stable_ids` (aligned to the champion model), so the ids of a
+model are any distinct non-negative integers, not necessarily 0..K-1. :class:`SegmentBundle` is
+what is stored as ``segment_model.json`` and shipped inside the MLflow pyfunc model: the em_core
+parameters, the customer schema, the feature transform, the component → segment id map and the
+label of each id. No numerical code: every probability comes from em_core.
 """
 
 from __future__ import annotations
@@ -63,59 +65,96 @@ def segment_labels(means: np.ndarray, mapping: list[int], schema: CustomerSchema
 
 @dataclass
 class SegmentBundle:
-    """Everything needed to score customers given in original units."""
+    """Everything needed to score customers given in original units.
+
+    ``component_to_segment[i]`` is the segment id of the model's component i; ``labels`` maps a
+    segment id to its label. Probability columns are ordered by ascending segment id.
+    """
 
     model: Any  # em_core.GaussianMixture
     schema: CustomerSchema
     transform: FeatureTransform
     component_to_segment: list[int]
-    labels: list[str]
+    labels: dict[int, str]
     info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ids = [int(v) for v in self.component_to_segment]
+        if len(set(ids)) != len(ids) or min(ids, default=0) < 0:
+            raise ValueError(f"segment ids must be distinct and non-negative: {ids}")
+        if len(ids) != self.model.n_components:
+            raise ValueError("component_to_segment needs one id per model component")
+        if isinstance(self.labels, list | tuple):  # labels by rank (first-night numbering)
+            self.labels = dict(enumerate(self.labels))
+        self.labels = {int(k): str(v) for k, v in self.labels.items()}
+        if set(self.labels) != set(ids):
+            raise ValueError(f"labels {sorted(self.labels)} do not match the segment ids {ids}")
+        self.component_to_segment = ids
 
     @classmethod
     def build(
-        cls, model: Any, schema: CustomerSchema, transform: FeatureTransform, info: dict
+        cls,
+        model: Any,
+        schema: CustomerSchema,
+        transform: FeatureTransform,
+        info: dict,
+        component_to_segment: list[int] | None = None,
+        labels: dict[int, str] | None = None,
     ) -> SegmentBundle:
-        mapping = segment_order(model.means_, schema)
-        return cls(
-            model, schema, transform, mapping, segment_labels(model.means_, mapping, schema), info
-        )
+        """Bundle a fitted model; without ids, segments are numbered by the label feature."""
+        if component_to_segment is None:
+            component_to_segment = segment_order(model.means_, schema)
+            labels = dict(enumerate(segment_labels(model.means_, component_to_segment, schema)))
+        if labels is None:
+            raise ValueError("labels are required with explicit segment ids")
+        return cls(model, schema, transform, list(component_to_segment), labels, info)
 
     @property
     def n_segments(self) -> int:
         return len(self.component_to_segment)
 
+    @property
+    def segment_ids(self) -> list[int]:
+        """Segment ids in ascending order (the order of the probability columns)."""
+        return sorted(self.component_to_segment)
+
+    def _columns(self) -> np.ndarray:
+        """Probability column of each component."""
+        ids = self.segment_ids
+        return np.array([ids.index(s) for s in self.component_to_segment], dtype=np.int64)
+
     def probabilities(self, df: pd.DataFrame) -> np.ndarray:
-        """(n, K) posterior probabilities with columns in segment order."""
+        """(n, K) posterior probabilities with columns in ascending segment id order."""
         proba = self.model.predict_proba(self.transform.transform(df))
         out = np.empty_like(proba)
-        out[:, self.component_to_segment] = proba
+        out[:, self._columns()] = proba
         return out
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        """segment, segment_label, confidence and prob_segment_<k> for each input row."""
+        """segment, segment_label, confidence and prob_segment_<id> for each input row."""
         proba = self.probabilities(df)
-        seg = proba.argmax(axis=1)
+        ids = np.asarray(self.segment_ids, dtype=np.int64)
+        seg = ids[proba.argmax(axis=1)]
         out = pd.DataFrame(
             {
                 "segment": seg.astype("int64"),
-                "segment_label": [self.labels[s] for s in seg],
+                "segment_label": [self.labels[int(s)] for s in seg],
                 "confidence": proba.max(axis=1),
             },
             index=df.index,
         )
-        for k in range(self.n_segments):
-            out[f"prob_segment_{k}"] = proba[:, k]
+        for j, sid in enumerate(ids):
+            out[f"prob_segment_{sid}"] = proba[:, j]
         return out
 
     def to_dict(self) -> dict:
         return {
-            "format": "em-segments/segment-bundle/1",
+            "format": "em-segments/segment-bundle/2",
             "model": self.model.to_dict(),
             "schema": self.schema.to_dict(),
             "transform": self.transform.to_dict(),
             "component_to_segment": list(self.component_to_segment),
-            "labels": list(self.labels),
+            "labels": {str(k): v for k, v in sorted(self.labels.items())},
             "info": self.info,
         }
 
@@ -123,25 +162,35 @@ class SegmentBundle:
     def from_dict(cls, d: dict) -> SegmentBundle:
         from em_core import GaussianMixture
 
+        labels = d["labels"]
+        if isinstance(labels, dict):
+            labels = {int(k): v for k, v in labels.items()}
         return cls(
             model=GaussianMixture.from_dict(d["model"]),
             schema=CustomerSchema.from_dict(d["schema"]),
             transform=FeatureTransform.from_dict(d["transform"]),
             component_to_segment=[int(v) for v in d["component_to_segment"]],
-            labels=list(d["labels"]),
+            labels=labels,
             info=dict(d.get("info", {})),
         )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> SegmentBundle:
+        return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        tmp.write_text(self.to_json())
         tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> SegmentBundle:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_json(Path(path).read_text())
 
 
 def customer_segments_table(
@@ -165,7 +214,7 @@ def segment_profiles_table(
         raise ValueError("customer_segments and the snapshot do not hold the same customers")
     n = len(merged)
     rows = []
-    for seg in range(bundle.n_segments):
+    for seg in bundle.segment_ids:
         part = merged[merged["segment"] == seg]
         row: dict[str, Any] = {
             "segment": seg,

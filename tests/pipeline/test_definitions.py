@@ -13,6 +13,7 @@ ASSETS = {
     "segment_model",
     "customer_segments",
     "segment_profiles",
+    "segment_drift",
     "published_segments",
 }
 BLOCKING_CHECKS = {
@@ -21,6 +22,10 @@ BLOCKING_CHECKS = {
     "candidates_finite_and_chosen_converged",
     "segments_cover_snapshot",
     "min_segment_share",
+    "drift_ari_above_min",
+    "drift_psi_below_max",
+    "drift_distance_below_max",
+    "drift_share_change_below_max",
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 from pipeline_helpers import N_CUSTOMERS, RUN_DATE
 from sklearn.metrics import adjusted_rand_score
 
-from em_pipeline.lib.sample_data import write_sample_drop
+from em_pipeline.defs.resources import SampleCustomerSource
 from em_pipeline.lib.segments import SegmentBundle
 
 FEATURES = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order"]
@@ -16,7 +16,10 @@ FEATURES = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last
 
 @pytest.fixture(scope="module")
 def truth(tmp_path_factory):
-    return write_sample_drop(tmp_path_factory.mktemp("truth"), n_customers=N_CUSTOMERS, seed=7)
+    source = SampleCustomerSource(
+        root=str(tmp_path_factory.mktemp("truth")), n_customers=N_CUSTOMERS, seed=7
+    )
+    return source.write(RUN_DATE)
 
 
 def _part(home):
@@ -126,7 +129,7 @@ def test_dagster_metadata(full_run):
     assert model["n_candidates"].value == 16
     assert "missing_rate/total_spend" in mats["imputed_customers"]
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert len(checks) == 5 and all(checks.values())
+    assert len(checks) == 9 and all(checks.values())
 
 
 def test_mlflow_parent_run_with_one_child_per_candidate_holding_the_curves(full_run):

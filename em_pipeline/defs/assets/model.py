@@ -1,7 +1,15 @@
 """``segment_model``: model selection over K x covariance type with em_core, logged to MLflow.
 
-The fit runs on ``customer_features`` *with* its NaN cells: em_core marginalises the missing (the
+The fit runs on the features *with* their NaN cells: em_core marginalises the missing (the
 imputed) cells in the likelihood instead of treating the imputed values as observed.
+
+With a champion (the model behind the published tables, read from the warehouse), tonight's model
+is fitted in the **champion's feature space** (its log1p + standardisation, not tonight's), so the
+two models' parameters are directly comparable: the champion's parameters warm-start the
+candidate with its (K, covariance type), tonight's components are aligned to the champion's for
+stable segment ids, and component distances are meaningful. The feature space is thus fixed by the
+first champion and inherited by every promoted refit (EM is unaffected by the affine
+standardisation; only the starting points and the scale of ``reg_covar`` depend on it).
 """
 
 import tempfile
@@ -18,16 +26,24 @@ from em_pipeline.defs.assets.impute import IMPUTED, imputed_flag
 from em_pipeline.defs.assets.ingest import SNAPSHOT
 from em_pipeline.defs.config import SegmentModelConfig
 from em_pipeline.defs.partitions import daily_partitions
-from em_pipeline.defs.resources import CustomerSchemaResource, MlflowTracker, PipelineStorage
+from em_pipeline.defs.resources import (
+    CustomerSchemaResource,
+    MlflowTracker,
+    PipelineStorage,
+    Warehouse,
+)
 from em_pipeline.lib.plots import plot_criterion_vs_k, plot_loglik_curves
 from em_pipeline.lib.segments import SegmentBundle
+from em_pipeline.lib.stable_ids import assign_segment_ids
 from em_pipeline.lib.transforms import FeatureTransform
 
 MODEL_JSON = "segment_model.json"
 SELECTION = "selection.parquet"
+ALIGNMENT = "segment_alignment.parquet"
+REGISTRY = "segment_registry.parquet"
 ASSET_KEYS = (
     "raw_customers,customer_features,imputed_customers,segment_model,"
-    "customer_segments,segment_profiles,published_segments"
+    "customer_segments,segment_profiles,segment_drift,published_segments"
 )
 
 
@@ -39,6 +55,11 @@ def selection_frame(table: list[dict], chosen: tuple[int, str]) -> pd.DataFrame:
     for col in ("log_likelihood", "bic", "aic", "icl", "seconds"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
+    if "best_init" not in df.columns:  # an em_core without warm starts
+        df["best_init"] = None
+    df["best_init"] = df["best_init"].astype(object).where(df["best_init"].notna(), None)
+    df["warm_start"] = df.get("warm_start", False)
+    df["warm_start"] = df["warm_start"].fillna(False).astype(bool)
     return df
 
 
@@ -66,8 +87,10 @@ def pip_requirements() -> list[str]:
     kinds={"python", "mlflow"},
     deps=["customer_features", "imputed_customers"],
     description="Gaussian mixture chosen by BIC (default) over K and covariance types, fitted by "
-    "em_core on the incomplete features (missing cells marginalised). Stored as JSON; every "
-    "candidate's restart curves, the plots and the registered pyfunc model go to MLflow.",
+    "em_core on the incomplete features (missing cells marginalised), warm-started from the "
+    "champion and aligned to it for stable segment ids (new ids for new segments, retired ones "
+    "recorded). Stored as JSON; every candidate's restart curves, the plots and the registered "
+    "pyfunc model go to MLflow (the alias moves only when published_segments promotes it).",
 )
 def segment_model(
     context: dg.AssetExecutionContext,
@@ -75,6 +98,7 @@ def segment_model(
     customer_schema: CustomerSchemaResource,
     storage: PipelineStorage,
     mlflow_tracker: MlflowTracker,
+    warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     import em_core
     from em_core import select_model
@@ -83,9 +107,31 @@ def segment_model(
     schema = customer_schema.get()
     feats = schema.feature_names
     table = storage.read_parquet(run_date, FEATURES)
-    transform = FeatureTransform.from_dict(storage.read_json(run_date, TRANSFORM))
     imputed = storage.read_parquet(run_date, IMPUTED)
-    X = table[feats].to_numpy(dtype=float)
+    champion = warehouse.load_champion()
+    if champion is None:
+        transform = FeatureTransform.from_dict(storage.read_json(run_date, TRANSFORM))
+        X = table[feats].to_numpy(dtype=float)
+        context.log.info("no champion in the warehouse: first model, segment ids by spend order")
+    else:
+        if champion.bundle.schema.feature_names != feats:
+            raise dg.Failure(
+                f"the champion ({champion.run_date}) uses features "
+                f"{champion.bundle.schema.feature_names}, the schema now {feats}: a new feature "
+                "set needs a fresh warehouse (no champion)"
+            )
+        snap = storage.read_parquet(run_date, SNAPSHOT)
+        if not snap[schema.id_column].equals(table[schema.id_column]):
+            raise dg.Failure("customer_features does not match raw_customers: re-run upstream")
+        transform = champion.bundle.transform
+        X = transform.transform(snap)
+        context.log.info(
+            f"champion: run date {champion.run_date}, model version "
+            f"{champion.model_version or '?'}, K={champion.bundle.n_segments} "
+            f"{champion.bundle.model.covariance_type}, segment ids "
+            f"{champion.bundle.segment_ids}; fitting in its feature space"
+        )
+    warm = champion.bundle.model if champion is not None and config.warm_start else None
     flags = imputed[[imputed_flag(f) for f in feats]].to_numpy(dtype=bool)
     if not np.array_equal(flags, np.isnan(X)) or not table[schema.id_column].equals(
         imputed[schema.id_column]
@@ -145,6 +191,7 @@ def segment_model(
             max_iter=config.max_iter,
             reg_covar=config.reg_covar,
             init=config.init,
+            warm_start=warm,
         )
     except ValueError as e:
         tracker.finish(parent, "FAILED")
@@ -154,6 +201,30 @@ def segment_model(
     chosen = (int(best.n_components), str(best.covariance_type))
     sel = selection_frame(res.table, chosen)
     storage.write_parquet(sel, run_date, SELECTION)
+    chosen_init = sel.loc[sel["chosen"], "best_init"].iloc[0]
+    warm_row = sel[sel["warm_start"]]
+    warm_summary = (
+        "no warm start"
+        if warm_row.empty
+        else f"warm start on K={warm_row['n_components'].iloc[0]} "
+        f"{warm_row['covariance_type'].iloc[0]}: kept restart started from "
+        f"{warm_row['best_init'].iloc[0]}"
+    )
+    context.log.info(f"chosen K={chosen[0]} {chosen[1]} (start: {chosen_init}); {warm_summary}")
+    assignment = assign_segment_ids(
+        best,
+        None if champion is None else champion.bundle,
+        schema,
+        run_date,
+        registry=None if champion is None else champion.registry,
+        max_match_distance=config.max_match_distance,
+    )
+    storage.write_parquet(assignment.alignment, run_date, ALIGNMENT)
+    storage.write_parquet(assignment.registry, run_date, REGISTRY)
+    context.log.info(
+        f"segment ids {sorted(assignment.component_to_segment)}; new {assignment.new_ids}, "
+        f"retired {assignment.retired_ids}"
+    )
     for row in res.table:
         key = (row["n_components"], row["covariance_type"])
         model = res.models.get(key)
@@ -174,6 +245,8 @@ def segment_model(
         best,
         schema,
         transform,
+        component_to_segment=assignment.component_to_segment,
+        labels=assignment.labels,
         info={
             "run_date": run_date,
             "dagster_run_id": context.run.run_id,
@@ -182,6 +255,12 @@ def segment_model(
             "data_digest": digest,
             "criterion": config.criterion,
             "n_customers": int(X.shape[0]),
+            "champion_run_date": None if champion is None else champion.run_date,
+            "champion_model_version": None if champion is None else champion.model_version,
+            "warm_start": warm is not None,
+            "best_init": chosen_init,
+            "new_segment_ids": assignment.new_ids,
+            "retired_segment_ids": assignment.retired_ids,
         },
     )
     model_path = bundle.save(storage.path(run_date, MODEL_JSON))
@@ -207,6 +286,8 @@ def segment_model(
         ]
         tracker.log_artifacts(parent, plots, "plots")
     tracker.log_table(parent, sel, "selection_table", "selection")
+    tracker.log_table(parent, assignment.alignment, "segment_alignment", "segments")
+    tracker.log_table(parent, assignment.registry, "segment_registry_proposed", "segments")
     tracker.log_artifacts(parent, [model_path], "model_json")
     example_in = snapshot[feats].head(20)
     model_uri, version = tracker.log_pyfunc_model(
@@ -234,11 +315,23 @@ def segment_model(
             "converged": float(bool(chosen_row["converged"])),
             "n_customers": X.shape[0],
             "n_missing_cells": int(np.isnan(X).sum()),
+            "warm_start_won": float(chosen_init == "warm"),
+            "n_new_segments": len(assignment.new_ids),
+            "n_retired_segments": len(assignment.retired_ids),
         },
         tags={
             "chosen_covariance_type": chosen[1],
+            "chosen_best_init": str(chosen_init),
+            "warm_start": warm_summary,
+            "champion_run_date": "" if champion is None else champion.run_date,
+            "champion_model_version": "" if champion is None else champion.model_version,
+            "segment_ids": ",".join(map(str, bundle.segment_ids)),
+            "new_segment_ids": ",".join(map(str, assignment.new_ids)),
+            "retired_segment_ids": ",".join(map(str, assignment.retired_ids)),
             "model_version": version or "",
             "data_digest": digest,
+            # published_segments sets "true" when the drift checks pass and it promotes the model
+            "promoted": "false",
         },
     )
     tracker.finish(parent)
@@ -256,6 +349,8 @@ def segment_model(
             "n_iter",
             "converged",
             "degenerate",
+            "warm_start",
+            "best_init",
             "chosen",
         ]
     ]
@@ -270,7 +365,15 @@ def segment_model(
             "n_candidates": len(sel),
             "n_failed_candidates": n_failed,
             "selection_table": dg.MetadataValue.md(shown.to_markdown(index=False)),
-            "segment_labels": dg.MetadataValue.json(bundle.labels),
+            "segment_labels": dg.MetadataValue.json(
+                {str(k): v for k, v in sorted(bundle.labels.items())}
+            ),
+            "chosen_best_init": str(chosen_init),
+            "warm_start": warm_summary,
+            "champion_run_date": "" if champion is None else champion.run_date,
+            "segment_alignment": dg.MetadataValue.md(assignment.alignment.to_markdown(index=False)),
+            "new_segment_ids": dg.MetadataValue.json(assignment.new_ids),
+            "retired_segment_ids": dg.MetadataValue.json(assignment.retired_ids),
             "mlflow_run_id": parent,
             "mlflow_run_url": dg.MetadataValue.url(run_url) if run_url else "",
             "mlflow_model_uri": model_uri,

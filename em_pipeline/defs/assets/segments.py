@@ -25,8 +25,9 @@ PROFILES = "segment_profiles.parquet"
     group_name="segmentation",
     kinds={"pandas", "parquet"},
     deps=["segment_model", "raw_customers"],
-    description="customer_id, segment (0 = lowest spend), segment_label, confidence (largest "
-    "posterior probability), prob_segment_<k> per segment, run_date.",
+    description="customer_id, segment (stable segment id, aligned to the champion), "
+    "segment_label, confidence (largest posterior probability), prob_segment_<id> per segment, "
+    "run_date.",
 )
 def customer_segments(
     context: dg.AssetExecutionContext, storage: PipelineStorage
@@ -37,7 +38,7 @@ def customer_segments(
     snapshot = storage.read_parquet(run_date, SNAPSHOT)
     out = customer_segments_table(bundle, snapshot, run_date)
     path = storage.write_parquet(out, run_date, SEGMENTS)
-    sizes = out["segment"].value_counts().reindex(range(bundle.n_segments), fill_value=0)
+    sizes = out["segment"].value_counts().reindex(bundle.segment_ids, fill_value=0)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(out),
