@@ -6,6 +6,7 @@ numpy and scipy only; knows nothing of Dagster, MLflow or pandas.
 __version__ = "0.1.0"
 
 from .alignment import align_labels, bhattacharyya, component_distances
+from .backends import DaskSource, ParquetSource, fit_parquet, open_source
 from .drift import (
     adjusted_rand_index,
     expected_transitions,
@@ -19,9 +20,11 @@ from .selection import SelectionResult, select_model
 
 __all__ = [
     "ConvergenceWarning",
+    "DaskSource",
     "DegenerateFitError",
     "GMMParams",
     "GaussianMixture",
+    "ParquetSource",
     "SelectionResult",
     "__version__",
     "adjusted_rand_index",
@@ -29,7 +32,9 @@ __all__ = [
     "bhattacharyya",
     "component_distances",
     "expected_transitions",
+    "fit_parquet",
     "n_parameters",
+    "open_source",
     "population_stability_index",
     "select_model",
     "transition_matrix",
