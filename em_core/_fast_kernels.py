@@ -70,7 +70,7 @@ except ImportError:  # pragma: no cover
     HAVE_NUMBA = False
 
 #: Rows per block: the block's working set (d + 2K doubles per row) stays in L1/L2.
-DEFAULT_BLOCK_SIZE = 256
+DEFAULT_BLOCK_SIZE = 128
 #: Upper bound on the number of row chunks processed in parallel (one accumulator set each).
 _MAX_CHUNKS = 64
 #: exp(x) == 0.0 exactly (even as a subnormal) for x < -745.14.
