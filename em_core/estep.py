@@ -16,6 +16,7 @@ all: missing axes simply drop out of the sums, which is done with masked matrix 
 
 import numpy as np
 
+from ._fast_kernels import complete_log_resp, complete_stats
 from ._typing import FloatArray
 from .linalg import LOG_2PI
 from .params import GMMParams
@@ -32,42 +33,25 @@ def logsumexp_rows(a: FloatArray) -> FloatArray:
 
 
 # --------------------------------------------------------------------------- complete rows
-def log_prob_complete(X: FloatArray, params: GMMParams) -> FloatArray:
-    """log N(x_i | μ_k, Σ_k) for rows without NaN, shape (n, K) (scikit-learn's formulas)."""
-    n, d = X.shape
-    ct = params.covariance_type
-    means, pc = params.means, params.precisions_chol
-    if ct in ("full", "tied"):
-        maha = np.empty((n, params.n_components))
-        for k in range(params.n_components):
-            p = pc[k] if ct == "full" else pc
-            y = X @ p - means[k] @ p
-            maha[:, k] = np.einsum("ij,ij->i", y, y)
-    elif ct == "diag":
-        prec = pc**2
-        maha = np.sum(means**2 * prec, axis=1) - 2.0 * (X @ (means * prec).T) + (X**2) @ prec.T
-    else:
-        prec = pc**2
-        maha = (
-            np.sum(means**2, axis=1) * prec
-            - 2.0 * (X @ (means.T * prec))
-            + np.outer(np.einsum("ij,ij->i", X, X), prec)
-        )
-    return -0.5 * (d * LOG_2PI + maha) + params.log_det_half
+def _complete_stats(X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
+    """Fused kernel (em_core._fast_kernels): responsibilities and moments of complete rows."""
+    nk, sx, sxx, ll, ent = complete_stats(
+        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
+        stats.shift,
+    )  # fmt: skip
+    stats.nk += nk
+    stats.sx += sx
+    stats.sxx += sxx
+    stats.log_likelihood += ll
+    stats.entropy += ent
+    stats.n_samples += X.shape[0]
 
 
-def _stats_complete(X: FloatArray, resp: FloatArray, params: GMMParams, stats: SufficientStats):
-    """Add Σ r·(x−c), Σ r·(x−c)(x−c)ᵀ of complete rows to ``stats`` (c = ``stats.shift``)."""
-    c = stats.shift
-    rk = resp.sum(axis=0)
-    stats.nk += rk
-    stats.sx += resp.T @ X - rk[:, None] * c
-    if params.covariance_type in ("full", "tied"):
-        for k in range(params.n_components):
-            diff = X - c[k]
-            stats.sxx[k] += (resp[:, k, None] * diff).T @ diff
-    else:
-        stats.sxx += resp.T @ (X**2) - 2.0 * c * (resp.T @ X) + c**2 * rk[:, None]
+def _complete_weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
+    lpn, log_resp = complete_log_resp(
+        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
+    )
+    return log_resp + lpn[:, None]
 
 
 # --------------------------------------------------------------------------- diag / spherical
@@ -181,7 +165,7 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     """log w_k + log p(x_i,obs | k) for any chunk (NaN = missing), shape (n, K)."""
     missing = np.isnan(X)
     if not missing.any():
-        return log_prob_complete(X, params) + params.log_weights
+        return _complete_weighted_log_prob(X, params)
     if params.covariance_type in ("diag", "spherical"):
         observed = (~missing).astype(np.float64)
         return _log_prob_masked_diag(np.where(missing, 0.0, X), observed, params) + (
@@ -190,10 +174,10 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     out = np.empty((X.shape[0], params.n_components))
     for rows, mis in group_by_pattern(missing):
         if not mis.any():
-            out[rows] = log_prob_complete(X[rows], params)
+            out[rows] = _complete_weighted_log_prob(X[rows], params)
         else:
-            out[rows] = pattern_terms(X[rows], mis, params)[0]
-    return out + params.log_weights
+            out[rows] = pattern_terms(X[rows], mis, params)[0] + params.log_weights
+    return out
 
 
 def summarize(
@@ -222,10 +206,9 @@ def summarize(
     for rows, mis in groups:
         Xg = X[rows]
         if mis is None or (not incomplete_path and isinstance(mis, np.ndarray) and not mis.any()):
-            wlp = log_prob_complete(Xg, params) + params.log_weights
-            lse, resp, ent = _responsibilities(wlp)
-            _stats_complete(Xg, resp, params, stats)
-        elif isinstance(mis, str):
+            _complete_stats(Xg, params, stats)
+            continue
+        if isinstance(mis, str):
             observed = (~missing).astype(np.float64)
             X0 = np.where(missing, 0.0, Xg)
             wlp = _log_prob_masked_diag(X0, observed, params) + params.log_weights

@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from ._threads import single_threaded_blas
 from ._typing import ArrayLike, CovarianceType, FloatArray, InitMethod, SeedLike
 from ._validation import (
     check_data,
@@ -138,6 +139,10 @@ class GaussianMixture:
 
     def fit_source(self, source: ChunkSource) -> "GaussianMixture":
         """Fit from any :class:`~em_core.sources.ChunkSource` (in memory, streamed, distributed)."""
+        with single_threaded_blas():
+            return self._fit_source(source)
+
+    def _fit_source(self, source: ChunkSource) -> "GaussianMixture":
         check_params(self)
         check_n_samples(source.n_samples, self.n_components)
         rng = check_random_state(self.random_state)
@@ -268,8 +273,9 @@ class GaussianMixture:
     def _weighted_log_prob(self, X: ArrayLike) -> FloatArray:
         params, X, starts = self._chunked_rows(X)
         out = np.empty((X.shape[0], params.n_components))
-        for s in starts:
-            out[s : s + self.chunk_size] = weighted_log_prob(X[s : s + self.chunk_size], params)
+        with single_threaded_blas():
+            for s in starts:
+                out[s : s + self.chunk_size] = weighted_log_prob(X[s : s + self.chunk_size], params)
         return out
 
     def score_samples(self, X: ArrayLike) -> FloatArray:
