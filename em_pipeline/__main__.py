@@ -2,6 +2,9 @@
 
 By default it runs on the built-in deterministic sample data for today's date and writes
 everything (DuckDB warehouse, Parquet tables, MLflow store, Dagster run history) under ``./var``.
+
+``python -m em_pipeline score --input customers.csv --output scored.parquet`` scores a file with
+the champion model between refits (see :mod:`em_pipeline.scoring`).
 """
 
 from __future__ import annotations
@@ -60,7 +63,64 @@ def _run_config(args: argparse.Namespace) -> dict:
     return cfg
 
 
+def _parse_score(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m em_pipeline score",
+        description="Score new or changed customers with the champion model (the registered "
+        "MLflow pyfunc model models:/<name>@champion), without refitting.",
+    )
+    p.add_argument("--input", required=True, help="CSV or Parquet file: customer_id + features")
+    p.add_argument("--output", required=True, help="output file, .parquet or .csv")
+    p.add_argument("--home", help=f"pipeline home (default: ${settings.HOME_ENV} or ./var)")
+    p.add_argument(
+        "--tracking-uri",
+        help=f"MLflow tracking/registry URI (default: ${settings.MLFLOW_URI_ENV} or "
+        "sqlite:///<home>/mlflow.db)",
+    )
+    p.add_argument("--model-name", default="customer-segments", help="registered model name")
+    p.add_argument("--alias", default="champion", help="registry alias (default champion)")
+    p.add_argument("--model-uri", help="score with this model URI instead of name@alias")
+    return p.parse_args(argv)
+
+
+def score_main(argv: list[str]) -> int:
+    args = _parse_score(argv)
+    # MLflow's hints about type hints of the pyfunc model are not actionable here
+    warnings.simplefilter("ignore", UserWarning)
+    from em_pipeline.lib.validation import DropError
+    from em_pipeline.scoring import score_file
+
+    home = settings.home_dir(args.home)
+    uri = args.tracking_uri or settings.mlflow_tracking_uri(home)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        print(f"error: no MLflow store at {uri}: run the nightly job first", file=sys.stderr)
+        return 1
+    try:
+        res = score_file(
+            args.input,
+            args.output,
+            tracking_uri=uri,
+            registered_model_name=args.model_name,
+            alias=args.alias,
+            model_uri=args.model_uri,
+        )
+    except (LookupError, FileNotFoundError, ValueError, DropError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"scored {res.n_scored} customer(s) with {res.model_uri} (version "
+        f"{res.model_version or '?'}) -> {res.output}"
+    )
+    print(f"  customers per segment: {res.segment_counts}")
+    if res.rejected is not None:
+        print(f"  {res.n_rejected} row(s) rejected (reasons in {res.rejected})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["score"]:
+        return score_main(argv[1:])
     args = _parse(argv)
     # MLflow's hints about signatures and type hints are not actionable for this model
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
@@ -102,9 +162,22 @@ def main(argv: list[str] | None = None) -> int:
             if event.is_step_failure:
                 err = event.step_failure_data.error
                 print(f"  step {event.step_key}: {err.message.strip()}", file=sys.stderr)
+        gates = []
         for ev in result.get_asset_check_evaluations():
             if not ev.passed:
-                print(f"  check {ev.check_name} failed: {ev.metadata}", file=sys.stderr)
+                reason = ev.metadata.get("reason")
+                why = reason.value if reason is not None else ev.metadata
+                print(f"  check {ev.check_name} failed: {why}", file=sys.stderr)
+                if ev.check_name.startswith("drift_"):
+                    gates.append(ev.check_name)
+        if gates:
+            print(
+                f"  NOT PROMOTED: the new model of {run_date} is logged in MLflow (tag "
+                "promoted=false, check/* tags say why) but BI keeps the champion's tables and "
+                "the registry alias is unchanged. Drift thresholds: ops.segment_drift_<check>"
+                ".config in --run-config.",
+                file=sys.stderr,
+            )
         print(
             f"  Dagster run id {result.run_id}; logs in {os.environ['DAGSTER_HOME']}",
             file=sys.stderr,
@@ -120,7 +193,9 @@ def summary(home: Path, run_date: str) -> str:
     part = home / "runs" / run_date
     model = json.loads((part / "segment_model.json").read_text())
     ingest = json.loads((part / "ingest_summary.json").read_text())
+    drift = json.loads((part / "drift_summary.json").read_text())
     profiles = pd.read_parquet(part / "segment_profiles.parquet")
+    info = model["info"]
     k = len(model["labels"])
     cov = model["model"].get("hyperparameters", {}).get("covariance_type", "?")
     lines = [
@@ -129,8 +204,22 @@ def summary(home: Path, run_date: str) -> str:
         f"  input: {ingest['n_input_rows']} rows, {ingest['n_valid']} valid customers, "
         f"{ingest['n_quarantined']} quarantined ({part / 'quarantine.parquet'})",
         f"  chosen model: K={k} segments, covariance '{cov}' "
-        f"({model['info'].get('criterion', 'bic').upper()}, lower is better)",
-        "  segments:",
+        f"({info.get('criterion', 'bic').upper()}, lower is better); kept start: "
+        f"{info.get('best_init')}",
+    ]
+    if drift.get("has_champion"):
+        lines += [
+            f"  vs champion {drift['champion_run_date']}: ids aligned; new segments "
+            f"{info.get('new_segment_ids') or []}, retired {info.get('retired_segment_ids') or []}"
+            f"; {drift['n_common_customers']} common customers, ARI {drift['ari']:.3f}, "
+            f"{drift['stayed_share']:.1%} stayed in their segment, max PSI "
+            f"{drift['max_psi']:.3f} ({drift['max_psi_feature']})",
+        ]
+    else:
+        lines.append("  first model (no champion yet): segment ids by spend order")
+    lines += [
+        "  promoted: published tables and models:/customer-segments@champion now use this model",
+        "  segments (stable ids):",
     ]
     for r in profiles.itertuples():
         lines.append(
@@ -141,13 +230,16 @@ def summary(home: Path, run_date: str) -> str:
         "Where to look:",
         f'  DuckDB:   .venv/bin/python -c "import duckdb; print(duckdb.connect('
         f"'{home / 'warehouse.duckdb'}', read_only=True).sql('FROM segment_profiles'))\"",
-        "            tables: customer_segments, segment_profiles, customer_segments_history,",
-        "                    segment_profiles_history, segment_runs",
+        "            tables: customer_segments, segment_profiles, segment_registry,",
+        "                    segment_history (SCD2), customer_segments_history,",
+        "                    segment_profiles_history, segment_runs, segment_champion,",
+        "                    drift_transitions, drift_segments, drift_features, drift_runs",
         f"  Parquet:  {home / 'published'}/",
         f"  MLflow:   mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}   "
         "(then http://127.0.0.1:5000)",
-        f"  Model:    models:/customer-segments@champion "
-        f"(version {model['info'].get('model_version')})",
+        f"  Model:    models:/customer-segments@champion (version {info.get('model_version')})",
+        f"  Score:    .venv/bin/python -m em_pipeline score --home {home} --input customers.csv "
+        "--output scored.parquet",
         f"  Dagster:  DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
         f"{settings.HOME_ENV}={home} dagster dev -w workspace.yaml",
     ]

@@ -1,0 +1,109 @@
+"""Scoring between refits: new or changed customers scored by the champion, without refitting.
+
+``python -m em_pipeline score --input customers.csv --output scored.parquet`` loads the registered
+pyfunc model ``models:/<registered model>@champion`` from the MLflow registry (the alias moves only
+when a nightly run is promoted, so these are the ids BI sees), validates the file with the same
+rules as the nightly ingest (bad rows are written to ``<output>.rejected.<ext>`` with a reason,
+extra columns are ignored, the first copy of a duplicated id is kept) and writes one row per valid
+customer: ``customer_id, segment, segment_label, confidence, prob_segment_<id>…, model_uri,
+model_version, scored_at``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    output: Path
+    rejected: Path | None
+    n_scored: int
+    n_rejected: int
+    model_uri: str
+    model_version: str
+    segment_counts: dict[int, int]
+
+
+def _write(df: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() == ".csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def score_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    tracking_uri: str,
+    registered_model_name: str = "customer-segments",
+    alias: str = "champion",
+    model_uri: str | None = None,
+) -> ScoreResult:
+    """Score a CSV/Parquet file of customers with the champion pyfunc model (see module doc)."""
+    import mlflow
+
+    from em_pipeline.lib.validation import read_drop_file, validate_drop
+
+    input_path, output_path = Path(input_path), Path(output_path)
+    if output_path.suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise ValueError(f"--output must end in .csv or .parquet: {output_path}")
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input file {input_path} does not exist")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    version = ""
+    if model_uri is None:
+        client = mlflow.MlflowClient(tracking_uri)
+        try:
+            mv = client.get_model_version_by_alias(registered_model_name, alias)
+        except mlflow.exceptions.MlflowException as e:
+            raise LookupError(
+                f"no model registered as {registered_model_name}@{alias} in {tracking_uri}: "
+                "run the nightly job (and let it promote a model) first"
+            ) from e
+        version = str(mv.version)
+        model_uri = f"models:/{registered_model_name}@{alias}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = mlflow.pyfunc.load_model(model_uri)
+    schema = model.unwrap_python_model().bundle.schema
+    checked = validate_drop(
+        [(input_path.name, read_drop_file(input_path))],
+        schema,
+        unknown_columns="ignore",
+        duplicates="keep_first",
+    )
+    valid = checked.snapshot
+    scored = model.predict(valid[schema.feature_names])
+    out = pd.concat(
+        [valid[[schema.id_column]].reset_index(drop=True), scored.reset_index(drop=True)], axis=1
+    )
+    out["model_uri"] = model_uri
+    out["model_version"] = version
+    out["scored_at"] = datetime.now(UTC).replace(tzinfo=None)
+    _write(out, output_path)
+    rejected = None
+    if len(checked.quarantine):
+        rejected = output_path.with_name(f"{output_path.stem}.rejected{output_path.suffix.lower()}")
+        _write(checked.quarantine, rejected)
+    counts = out["segment"].value_counts().sort_index()
+    return ScoreResult(
+        output=output_path,
+        rejected=rejected,
+        n_scored=len(out),
+        n_rejected=len(checked.quarantine),
+        model_uri=model_uri,
+        model_version=version,
+        segment_counts={int(k): int(v) for k, v in counts.items()},
+    )

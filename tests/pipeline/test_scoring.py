@@ -1,0 +1,53 @@
+"""``python -m em_pipeline score``: new customers scored by the champion pyfunc, no refit."""
+
+import numpy as np
+import pandas as pd
+from pipeline_helpers import RUN_DATE
+
+from em_pipeline.__main__ import main
+
+FEATURES = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order"]
+
+
+def test_score_command_uses_the_champion_and_matches_the_published_segments(full_run, tmp_path):
+    home, _ = full_run
+    runs_before = sorted(p.name for p in (home / "runs").iterdir())
+    snap = pd.read_parquet(home / "runs" / RUN_DATE / "raw_customers.parquet").head(30)
+    rows = snap[["customer_id", *FEATURES]].astype(object)
+    bad = pd.DataFrame(
+        [{"customer_id": "NEW-bad", "total_spend": "lots", "visits_per_month": 1,
+          "avg_cart_size": 1, "days_since_last_order": 3}]
+    )  # fmt: skip
+    new = pd.DataFrame(
+        [{"customer_id": "NEW-1", "total_spend": 4000.0, "visits_per_month": 9.0,
+          "avg_cart_size": np.nan, "days_since_last_order": 4.0}]
+    )  # fmt: skip
+    src = tmp_path / "changed_customers.csv"
+    pd.concat([rows, new, bad], ignore_index=True).assign(note="x").to_csv(src, index=False)
+    out = tmp_path / "scored.parquet"
+    assert main(["score", "--home", str(home), "--input", str(src), "--output", str(out)]) == 0
+    scored = pd.read_parquet(out).set_index("customer_id")
+    assert len(scored) == 31 and "NEW-bad" not in scored.index
+    published = pd.read_parquet(home / "published" / "customer_segments.parquet")
+    published = published.set_index("customer_id").loc[snap["customer_id"]]
+    got = scored.loc[snap["customer_id"]]
+    assert (got["segment"].to_numpy() == published["segment"].to_numpy()).all()
+    np.testing.assert_allclose(got["confidence"], published["confidence"], rtol=1e-6)
+    assert scored.loc["NEW-1", "segment"] == published["segment"].max()
+    assert (scored["model_uri"] == "models:/customer-segments@champion").all()
+    champion = pd.read_parquet(home / "published" / "segment_champion.parquet")
+    assert (scored["model_version"] == champion["model_version"].iloc[0]).all()
+    rejected = pd.read_parquet(tmp_path / "scored.rejected.parquet")
+    assert list(rejected["customer_id"]) == ["NEW-bad"]
+    assert rejected["reason"].iloc[0].startswith("unparseable_number:total_spend")
+    # scoring never refits: no new partition, no new model
+    assert sorted(p.name for p in (home / "runs").iterdir()) == runs_before
+
+
+def test_score_command_without_a_model_fails_clearly(tmp_path, capsys):
+    src = tmp_path / "x.csv"
+    src.write_text("customer_id,total_spend\nA,1\n")
+    code = main(["score", "--home", str(tmp_path / "none"), "--input", str(src), "--output",
+                 str(tmp_path / "o.parquet")])  # fmt: skip
+    assert code == 1
+    assert "run the nightly job first" in capsys.readouterr().err
