@@ -54,7 +54,7 @@ def test_collapsing_restart_is_rejected_and_reported():
 
 def test_selection_never_picks_a_degenerate_candidate():
     X = _with_duplicated_points(seed=1)
-    res = select_model(X, range(1, 6), ("full", "diag"), n_init=2, random_state=0)
+    res = select_model(X, range(1, 6), ("full", "diag"), n_init=2, random_state=0, max_iter=100)
     best_row = res.table[res.best_index]
     assert not best_row["degenerate"]
     for row in res.table:
