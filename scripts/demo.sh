@@ -2,6 +2,11 @@
 # Set up ./.venv (if needed) and run the nightly segmentation once for one partition.
 # Default: built-in sample data, today's date, outputs under ./var. Options are passed through:
 #   bash scripts/demo.sh --drop-dir /data/drops/{run_date} --run-date 2024-05-01 --home /srv/em
+# A second night (another --run-date) aligns its segment ids to the first night's model (the
+# champion), warm-starts from it and publishes the drift report (drift_* tables):
+#   bash scripts/demo.sh --run-date 2024-05-01 && bash scripts/demo.sh --run-date 2024-05-02
+# Score new customers with the champion between refits:
+#   .venv/bin/python -m em_pipeline score --input customers.csv --output scored.parquet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
