@@ -8,6 +8,8 @@
 - ``EM_SEGMENTS_START_DATE`` (default ``2024-01-01``): first daily partition.
 - ``EM_SEGMENTS_MLFLOW_TRACKING_URI`` (default ``sqlite:///<home>/mlflow.db``): MLflow tracking
   and registry URI.
+- ``EM_SEGMENTS_DASK_SCHEDULER`` (default unset = in memory): Dask scheduler address on which
+  the model selection's E-steps run.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ CRON_ENV = "EM_SEGMENTS_CRON"
 TIMEZONE_ENV = "EM_SEGMENTS_TIMEZONE"
 START_DATE_ENV = "EM_SEGMENTS_START_DATE"
 MLFLOW_URI_ENV = "EM_SEGMENTS_MLFLOW_TRACKING_URI"
+DASK_SCHEDULER_ENV = "EM_SEGMENTS_DASK_SCHEDULER"
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -48,3 +51,7 @@ def start_date() -> str:
 
 def mlflow_tracking_uri(home: Path) -> str:
     return os.environ.get(MLFLOW_URI_ENV) or f"sqlite:///{home / 'mlflow.db'}"
+
+
+def dask_scheduler_address() -> str:
+    return os.environ.get(DASK_SCHEDULER_ENV, "")

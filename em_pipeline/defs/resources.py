@@ -9,12 +9,15 @@ import datetime as dt
 import json
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -281,6 +284,41 @@ class MlflowTracker(dg.ConfigurableResource):
         )
 
 
+class ComputeBackend(dg.ConfigurableResource):
+    """Where the EM E-steps of the model selection run: in this process (default) or on a Dask
+    cluster. With a scheduler address the feature matrix is scattered to the workers as a Dask
+    array (``partition_rows`` rows per block), every E-step summary is computed there and
+    tree-reduced, and only the M-step runs here; the fit equals the in-memory one. Workers need
+    the same Python environment (em_core importable)."""
+
+    dask_scheduler_address: str = Field(
+        default="",
+        description="Dask scheduler address, e.g. tcp://scheduler:8786; empty = in memory.",
+    )
+    partition_rows: int = Field(default=1_000_000, description="Rows per Dask block.")
+
+    @property
+    def name(self) -> str:
+        return f"dask ({self.dask_scheduler_address})" if self.dask_scheduler_address else "memory"
+
+    @contextmanager
+    def data(self, X: np.ndarray) -> Iterator[Any]:
+        """The matrix to hand to ``em_core.select_model``: X itself, or a DaskSource."""
+        if not self.dask_scheduler_address:
+            yield X
+            return
+        import dask.array as da
+
+        from em_core import DaskSource
+
+        blocks = da.from_array(X, chunks=(max(1, self.partition_rows), X.shape[1]))
+        source = DaskSource(blocks, client=self.dask_scheduler_address)
+        try:
+            yield source
+        finally:
+            source.close()
+
+
 # --------------------------------------------------------------------------------------- wiring
 
 
@@ -307,6 +345,7 @@ def default_resources(
             tracking_uri=settings.mlflow_tracking_uri(home_path),
             artifact_location=(home_path / "mlartifacts").as_uri(),
         ),
+        "compute": ComputeBackend(dask_scheduler_address=settings.dask_scheduler_address()),
     }
 
 

@@ -42,6 +42,7 @@ def test_definitions_load_and_validate():
         "storage",
         "warehouse",
         "mlflow_tracker",
+        "compute",
     }
 
 

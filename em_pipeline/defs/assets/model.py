@@ -27,6 +27,7 @@ from em_pipeline.defs.assets.ingest import SNAPSHOT
 from em_pipeline.defs.config import SegmentModelConfig
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import (
+    ComputeBackend,
     CustomerSchemaResource,
     MlflowTracker,
     PipelineStorage,
@@ -99,6 +100,7 @@ def segment_model(
     storage: PipelineStorage,
     mlflow_tracker: MlflowTracker,
     warehouse: Warehouse,
+    compute: ComputeBackend,
 ) -> dg.MaterializeResult:
     import em_core
     from em_core import select_model
@@ -165,7 +167,8 @@ def segment_model(
     context.log.info(
         f"model selection: K in {ks[0]}..{ks[-1]} x {list(covs)} = {len(ks) * len(covs)} "
         f"candidates, {config.n_init} restart(s) each, on {X.shape[0]} customers x {X.shape[1]} "
-        f"features ({int(np.isnan(X).sum())} missing cells marginalised); MLflow run {parent}"
+        f"features ({int(np.isnan(X).sum())} missing cells marginalised) on {compute.name}; "
+        f"MLflow run {parent}"
     )
 
     def progress(row: dict) -> None:
@@ -179,20 +182,21 @@ def segment_model(
         )
 
     try:
-        res = select_model(
-            X,
-            n_components=ks,
-            covariance_types=covs,
-            criterion=config.criterion,
-            n_init=config.n_init,
-            random_state=config.seed,
-            callback=progress,
-            tol=config.tol,
-            max_iter=config.max_iter,
-            reg_covar=config.reg_covar,
-            init=config.init,
-            warm_start=warm,
-        )
+        with compute.data(X) as data:
+            res = select_model(
+                data,
+                n_components=ks,
+                covariance_types=covs,
+                criterion=config.criterion,
+                n_init=config.n_init,
+                random_state=config.seed,
+                callback=progress,
+                tol=config.tol,
+                max_iter=config.max_iter,
+                reg_covar=config.reg_covar,
+                init=config.init,
+                warm_start=warm,
+            )
     except ValueError as e:
         tracker.finish(parent, "FAILED")
         raise dg.Failure(f"model selection failed for {run_date}: {e}") from e

@@ -1,0 +1,41 @@
+"""The compute resource switches the model selection to a Dask cluster with no code change."""
+
+import numpy as np
+import pytest
+
+from em_core import DaskSource, select_model
+from em_pipeline.defs.resources import ComputeBackend
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, 1.0, size=(200, 3)) for c in (-4.0, 0.0, 4.0)])
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 0.0
+    return X
+
+
+def test_in_memory_backend_hands_over_the_matrix():
+    X = _data()
+    with ComputeBackend().data(X) as data:
+        assert data is X
+
+
+def test_dask_backend_gives_the_in_memory_selection():
+    distributed = pytest.importorskip("distributed")
+    X = _data()
+    kwargs = dict(n_components=[1, 3], covariance_types=("full", "diag"), n_init=1, max_iter=15)
+    reference = select_model(X, **kwargs, random_state=0)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        backend = ComputeBackend(
+            dask_scheduler_address=cluster.scheduler_address, partition_rows=250
+        )
+        assert backend.name.startswith("dask")
+        with backend.data(X) as data:
+            assert isinstance(data, DaskSource)
+            result = select_model(data, **kwargs, random_state=0)
+    assert result.best_index == reference.best_index
+    for got, want in zip(result.table, reference.table, strict=True):
+        assert got["log_likelihood"] == pytest.approx(want["log_likelihood"], rel=1e-10)
