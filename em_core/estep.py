@@ -16,6 +16,7 @@ all: missing axes simply drop out of the sums, which is done with masked matrix 
 
 import numpy as np
 
+from ._fast_incomplete import HAVE_NUMBA, incomplete_log_resp, incomplete_stats
 from ._fast_kernels import complete_log_resp, complete_stats
 from ._typing import FloatArray
 from .linalg import LOG_2PI
@@ -32,10 +33,29 @@ def logsumexp_rows(a: FloatArray) -> FloatArray:
     return out + amax[:, 0]
 
 
+#: Rows with missing cells go to the fused numba kernels of ``_fast_incomplete``; without numba
+#: (or with this switched off) to the numpy code below (masked products, per-pattern einsums).
+USE_FAST_INCOMPLETE = HAVE_NUMBA
+
+
 # --------------------------------------------------------------------------- complete rows
 def _complete_stats(X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
     """Fused kernel (em_core._fast_kernels): responsibilities and moments of complete rows."""
     nk, sx, sxx, ll, ent = complete_stats(
+        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
+        stats.shift,
+    )  # fmt: skip
+    stats.nk += nk
+    stats.sx += sx
+    stats.sxx += sxx
+    stats.log_likelihood += ll
+    stats.entropy += ent
+    stats.n_samples += X.shape[0]
+
+
+def _incomplete_stats(X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
+    """Fused kernel (em_core._fast_incomplete): rows with missing cells (complete ones allowed)."""
+    nk, sx, sxx, ll, ent = incomplete_stats(
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
         stats.shift,
     )  # fmt: skip
@@ -123,9 +143,10 @@ def pattern_terms(Xg: FloatArray, missing: np.ndarray, params: GMMParams):
     return log_prob, diff, cond_cov, mis
 
 
-def _stats_pattern(diff, cond_cov, mis, resp, stats: SufficientStats):
+def _stats_pattern(diff, cond_cov, mis, resp, params: GMMParams, stats: SufficientStats):
     rk = resp.sum(axis=0)
     stats.nk += rk
+    diff = diff + (params.means - stats.shift)  # x̂ − c
     stats.sx += np.einsum("nk,nkd->kd", resp, diff)
     stats.sxx += np.einsum("nk,nkd,nke->kde", resp, diff, diff)
     stats.sxx[:, mis[:, None], mis[None, :]] += rk[:, None, None] * cond_cov
@@ -166,6 +187,11 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     missing = np.isnan(X)
     if not missing.any():
         return _complete_weighted_log_prob(X, params)
+    if USE_FAST_INCOMPLETE:
+        lpn, log_resp = incomplete_log_resp(
+            X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
+        )
+        return log_resp + lpn[:, None]
     if params.covariance_type in ("diag", "spherical"):
         observed = (~missing).astype(np.float64)
         return _log_prob_masked_diag(np.where(missing, 0.0, X), observed, params) + (
@@ -199,6 +225,9 @@ def summarize(
     ct = params.covariance_type
     if not missing.any() and not incomplete_path:
         groups = [(slice(None), None)]
+    elif USE_FAST_INCOMPLETE:
+        _incomplete_stats(X, params, stats)
+        return stats
     elif ct in ("diag", "spherical"):
         groups = [(slice(None), "masked")]
     else:
@@ -217,7 +246,7 @@ def summarize(
         else:
             lp, diff, cond_cov, mis_idx = pattern_terms(Xg, mis, params)
             lse, resp, ent = _responsibilities(lp + params.log_weights)
-            _stats_pattern(diff, cond_cov, mis_idx, resp, stats)
+            _stats_pattern(diff, cond_cov, mis_idx, resp, params, stats)
         stats.log_likelihood += float(lse.sum())
         stats.entropy += ent
         stats.n_samples += Xg.shape[0]

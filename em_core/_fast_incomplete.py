@@ -1,0 +1,734 @@
+"""Fast fused kernels for the incomplete-data E-step (rows with NaN cells).
+
+Same contract as :mod:`em_core._fast_kernels` (``complete_stats`` / ``complete_log_resp``), for
+rows in which any cell may be NaN (missing). For a row with observed coordinates o and missing m,
+under component k with mean μ and precision Λ = P Pᵀ::
+
+    A      = Λ_mm⁻¹ Λ_mo                   (|m| × |o|, per pattern and component)
+    diff_o = x_o − μ_o,   diff_m = −A diff_o (x̂ − μ with the conditional mean filled in)
+    log N(x_o | k) = −½|o| log 2π + Σ log diag P − ½ log det Λ_mm − ½ ‖diff P‖²
+    E[x | x_o, k] − c = diff + μ − c,      Cov[x_m | x_o, k] = C = Λ_mm⁻¹
+
+and the statistics are ``nk += r``, ``sx += r (x̂ − c)``, ``sxx += r (x̂ − c)(x̂ − c)ᵀ`` plus
+``(Σ_i r_ik) C_k`` in the (m, m) block, added once per run of rows sharing a pattern.
+
+``full`` / ``tied``: the rows are visited in missingness-pattern order (``perm``; the identity
+when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it). A row
+block (``block`` rows) is cut into runs of one pattern; when a run starts a new pattern, its
+factors are computed inside the kernel (Cholesky of Λ_mm, A by triangular solves, ½ log det Λ_mm;
+C only when a component gets responsibility in that run) and kept for the following rows, so a
+pattern's factorisation is paid once per parallel chunk, not per row, with no Python loop over
+patterns. Per run and component the kernel fills the transposed (d, rows) buffer with ``diff``,
+whitens it with the triangle of P (as the complete kernel does), normalises the responsibilities of
+the run, and adds the conditional covariance; the moments of the whole block are then one
+``dgemm`` per component on ``[r·z; r]ᵀ [z; 1]`` (z = x̂ − c), as in the complete kernel. ``tied``
+factorises once per pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once,
+subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``).
+
+``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
+(a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.
+
+No component skipping except zero-weight components (``log w = −inf``): a negligible component's
+``exp`` underflows to exactly 0.0 anyway, and blocks with zero responsibility for a component
+skip its moment accumulation. The row chunking depends only on ``n`` and the block size, so the
+result is deterministic for a given block size.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+
+from ._fast_kernels import _FASTMATH, _PARALLEL_LOCK, DEFAULT_BLOCK_SIZE, HAVE_NUMBA, _finish_stats
+
+__all__ = ["HAVE_NUMBA", "incomplete_log_resp", "incomplete_stats", "pattern_order"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_MAX_CHUNKS = 64
+_MIN_BLOCKS_PER_CHUNK = 4
+#: Runs of at most this many rows sharing a pattern are filled row by row (see ``_fill_run``).
+_SHORT_RUN = 6
+_MODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
+
+if HAVE_NUMBA:  # pragma: no branch
+    import numba
+    from numba import njit, prange
+
+    from ._fast_kernels import _normalise_block
+
+    _JIT = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+
+    @njit(**_JIT)
+    def _row_keys(X):  # pragma: no cover - compiled
+        """Bit j of ``keys[i]`` set when ``X[i, j]`` is NaN (d ≤ 62); also whether sorted."""
+        n, d = X.shape
+        keys = np.empty(n, dtype=np.int64)
+        is_sorted = True
+        prev = np.int64(-1)
+        for i in range(n):
+            key = np.int64(0)
+            for j in range(d):
+                if X[i, j] != X[i, j]:
+                    key |= np.int64(1) << j
+            keys[i] = key
+            if key < prev:
+                is_sorted = False
+            prev = key
+        return keys, is_sorted
+
+    @njit(**_JIT)
+    def _factor_pattern(LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s):
+        """Factors of one pattern for every component at once (vectorised over the last axis).
+
+        ``LamT[:, :, k] = Λ_k``; writes ``negA[a, j, k] = −(Λ_mm⁻¹ Λ_mo)[a, j]`` (|m| × |o|),
+        ``C[a, b, k] = Λ_mm⁻¹`` (|m| × |m|) and ``hld[k] = ½ log det Λ_mm``, from the lower
+        Cholesky factor ``Lc`` of Λ_mm and triangular solves.
+        """  # pragma: no cover - compiled
+        KP = LamT.shape[2]
+        for a in range(nm):
+            ma = mi[a]
+            for b in range(a + 1):
+                mb = mi[b]
+                for k in range(KP):
+                    s[k] = LamT[ma, mb, k]
+                for j in range(b):
+                    for k in range(KP):
+                        s[k] -= Lc[a, j, k] * Lc[b, j, k]
+                if a == b:
+                    for k in range(KP):
+                        v = math.sqrt(s[k])
+                        Lc[a, a, k] = v
+                        idg[a, k] = 1.0 / v
+                else:
+                    for k in range(KP):
+                        Lc[a, b, k] = s[k] * idg[b, k]
+        for k in range(KP):  # ½ log det Λ_mm = Σ log diag Lc, one log per component
+            s[k] = 1.0
+        for a in range(nm):
+            for k in range(KP):
+                s[k] *= Lc[a, a, k]
+        for k in range(KP):
+            pr = s[k]
+            if 1e-300 < pr < 1e300:
+                hld[k] = math.log(pr)
+            else:  # the product left the normal range: sum the logs instead
+                h = 0.0
+                for a in range(nm):
+                    h += math.log(Lc[a, a, k])
+                hld[k] = h
+        for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo
+            ma = mi[a]
+            for j in range(no):
+                oj = oi[j]
+                for k in range(KP):
+                    s[k] = LamT[ma, oj, k]
+                for b in range(a):
+                    for k in range(KP):
+                        s[k] -= Lc[a, b, k] * W[b, j, k]
+                for k in range(KP):
+                    W[a, j, k] = s[k] * idg[a, k]
+        for a in range(nm - 1, -1, -1):  # backward: Lcᵀ A = W (A overwrites W)
+            for j in range(no):
+                for k in range(KP):
+                    s[k] = W[a, j, k]
+                for b in range(a + 1, nm):
+                    for k in range(KP):
+                        s[k] -= Lc[b, a, k] * W[b, j, k]
+                for k in range(KP):
+                    v = s[k] * idg[a, k]
+                    W[a, j, k] = v
+                    negA[a, j, k] = -v
+        for b in range(nm):  # Linv = Lc⁻¹ (lower)
+            for k in range(KP):
+                Linv[b, b, k] = idg[b, k]
+            for a in range(b + 1, nm):
+                for k in range(KP):
+                    s[k] = 0.0
+                for j in range(b, a):
+                    for k in range(KP):
+                        s[k] -= Lc[a, j, k] * Linv[j, b, k]
+                for k in range(KP):
+                    Linv[a, b, k] = s[k] * idg[a, k]
+        for a in range(nm):  # C = Linvᵀ Linv
+            for b in range(a, nm):
+                for k in range(KP):
+                    s[k] = 0.0
+                for j in range(b, nm):
+                    for k in range(KP):
+                        s[k] += Linv[j, a, k] * Linv[j, b, k]
+                for k in range(KP):
+                    C[a, b, k] = s[k]
+                    C[b, a, k] = s[k]
+
+    @njit(**_JIT)
+    def _fill_run(
+        r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt, active,
+        Xt, Zt, Zk, D, MT, RC,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` (``Zt = x̃``, ``MT[k] = m̃_k P``
+        for tied) and of the row constants ``RC[k] = log w_k + log det terms``.
+
+        Long runs loop over rows innermost; short ones (full only) row by row with the components
+        innermost (``Zk`` (d, K) scratch), which avoids ~|m|·|o| loop starts per component.
+        """
+        K = D.shape[0]
+        d = Xt.shape[0]
+        if mode == 0 and r1 - r0 <= _SHORT_RUN:
+            for r in range(r0, r1):
+                for j in range(no):
+                    o = oi[j]
+                    x = Xt[o, r]
+                    for k in range(K):
+                        Zk[o, k] = x - meansT[o, k]
+                for a in range(nm):
+                    ma = mi[a]
+                    for k in range(K):
+                        Zk[ma, k] = 0.0
+                    for j in range(no):
+                        o = oi[j]
+                        for k in range(K):
+                            Zk[ma, k] += negA[a, j, k] * Zk[o, k]
+                for k in range(K):
+                    if active[k]:
+                        RC[k, r] = pconst[k]
+                        for i in range(d):
+                            D[k, i, r] = Zk[i, k]
+            return
+        u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
+        u1 = np.uint64(r1)
+        if mode == 1:  # x̃ = [x_o; −A x_o]
+            for j in range(no):
+                o = oi[j]
+                for r in range(u0, u1):
+                    Zt[o, r] = Xt[o, r]
+            for a in range(nm):
+                ma = mi[a]
+                for r in range(u0, u1):
+                    Zt[ma, r] = 0.0
+                for j in range(no):
+                    coef = negA[a, j, 0]
+                    o = oi[j]
+                    for r in range(u0, u1):
+                        Zt[ma, r] += coef * Zt[o, r]
+        for k in range(K):
+            if not active[k]:
+                continue
+            ck = pconst[k]
+            for r in range(u0, u1):
+                RC[k, r] = ck
+            if mode == 0:
+                for j in range(no):
+                    o = oi[j]
+                    m = means[k, o]
+                    for r in range(u0, u1):
+                        D[k, o, r] = Xt[o, r] - m
+                for a in range(nm):
+                    ma = mi[a]
+                    for r in range(u0, u1):
+                        D[k, ma, r] = 0.0
+                    for j in range(no):
+                        coef = negA[a, j, k]
+                        o = oi[j]
+                        for r in range(u0, u1):
+                            D[k, ma, r] += coef * D[k, o, r]
+            else:
+                for a in range(d):
+                    t = mtil[k, a]
+                    for r in range(u0, u1):
+                        D[k, a, r] = Zt[a, r] - t
+                    t = mt[k, a]
+                    for r in range(u0, u1):
+                        MT[k, a, r] = t
+
+    @njit(**_JIT)
+    def _block_maha(nb, mode, tri, P, active, Zt, Yt, D, MT, RC, y, maha, L, rowmax):
+        """``L[k, r] = RC[k, r] − ½ ‖D[k, :, r] P_k‖²`` over the block (tied: ‖x̃P − m̃_kP‖²)
+        and ``rowmax[r] = max_k L[k, r]``."""  # pragma: no cover - compiled
+        K = D.shape[0]
+        d = Zt.shape[0]
+        for r in range(nb):
+            rowmax[r] = -np.inf
+        if mode == 1:
+            for j in range(d):
+                for r in range(nb):
+                    Yt[j, r] = 0.0
+                ilim = j + 1 if tri else d
+                for i in range(ilim):
+                    p = P[0, i, j]
+                    for r in range(nb):
+                        Yt[j, r] += Zt[i, r] * p
+        for k in range(K):
+            if not active[k]:
+                for r in range(nb):
+                    L[k, r] = -np.inf
+                continue
+            for r in range(nb):
+                maha[r] = 0.0
+            if mode == 0:
+                for j in range(d):
+                    p = P[k, 0, j]
+                    for r in range(nb):
+                        y[r] = D[k, 0, r] * p
+                    ilim = j + 1 if tri else d
+                    for i in range(1, ilim):
+                        p = P[k, i, j]
+                        for r in range(nb):
+                            y[r] += D[k, i, r] * p
+                    for r in range(nb):
+                        maha[r] += y[r] * y[r]
+            else:
+                for j in range(d):
+                    for r in range(nb):
+                        t = Yt[j, r] - MT[k, j, r]
+                        maha[r] += t * t
+            for r in range(nb):
+                v = RC[k, r] - 0.5 * maha[r]
+                L[k, r] = v
+                if v > rowmax[r]:
+                    rowmax[r] = v
+
+    def _grouped_kernel(
+        X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
+        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """full (mode 0) / tied (mode 1) over rows ``perm`` (grouped by pattern)."""
+        n, d = X.shape
+        K = const0.shape[0]
+        KP = P.shape[0]
+        n_blocks = (n + block - 1) // block
+        bpc = (n_blocks + nchunks - 1) // nchunks
+        ll_o = np.zeros(nchunks)
+        ent_o = np.zeros(nchunks)
+        active = np.zeros(K, dtype=np.bool_)
+        for k in range(K):
+            active[k] = const0[k] > -np.inf  # zero-weight components are never evaluated
+        for c in prange(nchunks):
+            Xt = np.empty((d, block))
+            Zt = np.empty((d, block))
+            Yt = np.empty((d, block))
+            D = np.empty((K, d + 1, block))  # [x̂ − μ_k; 1], then [x̂ − c_k; 1] for the moments
+            for k in range(K):
+                for r in range(block):
+                    D[k, d, r] = 1.0
+            MT = np.empty((K, d, block)) if mode == 1 else np.empty((1, 1, 1))
+            RC = np.empty((K, block))
+            Zk = np.empty((d, K))
+            Wt = np.empty((d + 1, block))
+            y = np.empty(block)
+            maha = np.empty(block)
+            rowmax = np.empty(block)
+            ls = np.empty(block)
+            acc = np.empty(block)
+            ibuf = np.empty(block, dtype=np.int64)
+            L = np.empty((K, block))
+            E = np.empty((K, block))
+            used = np.zeros(K, dtype=np.bool_)
+            # the current pattern and its factors
+            cur = np.zeros(d, dtype=np.bool_)
+            have = False
+            mi = np.empty(d, dtype=np.int64)
+            oi = np.empty(d, dtype=np.int64)
+            nm = 0
+            no = 0
+            negA = np.empty((d, d, KP))
+            Cp = np.empty((d, d, KP))
+            hld = np.empty(KP)
+            W = np.empty((d, d, KP))
+            Lc = np.empty((d, d, KP))
+            idg = np.empty((d, KP))
+            Linv = np.empty((d, d, KP))
+            sk = np.empty(KP)
+            pconst = np.empty(K)
+            mtil = np.empty((K, d))  # tied: m̃_k = [μ_o; −A μ_o]
+            mt = np.empty((K, d))  # tied: m̃_k P
+            # the runs of the current block: rows, missing indices, conditional covariances
+            run_r0 = np.empty(block + 1, dtype=np.int64)
+            run_nm = np.empty(block, dtype=np.int64)
+            run_c = np.empty(block, dtype=np.int64)
+            run_mi = np.empty((block, d), dtype=np.int64)
+            cstore = np.empty(KP * d * d * 4)
+            ll = 0.0
+            ent = 0.0
+            start = c * bpc * block
+            stop = min(n, start + bpc * block)
+            for b0 in range(start, stop, block):
+                nb = min(block, stop - b0)
+                for r in range(nb):
+                    src = perm[b0 + r]
+                    for j in range(d):
+                        Xt[j, r] = X[src, j]
+                nruns = 0
+                coff = 0
+                r0 = 0
+                while r0 < nb:
+                    same = have
+                    if have:
+                        for j in range(d):
+                            if (Xt[j, r0] != Xt[j, r0]) != cur[j]:
+                                same = False
+                                break
+                    if not same:  # a new pattern: factorise
+                        have = True
+                        nm = 0
+                        no = 0
+                        for j in range(d):
+                            isn = Xt[j, r0] != Xt[j, r0]
+                            cur[j] = isn
+                            if isn:
+                                mi[nm] = j
+                                nm += 1
+                            else:
+                                oi[no] = j
+                                no += 1
+                        _factor_pattern(Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk)
+                        for k in range(K):
+                            kk = k if mode == 0 else 0
+                            pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
+                        if mode == 1:
+                            for k in range(K):
+                                for j in range(no):
+                                    mtil[k, oi[j]] = means[k, oi[j]]
+                                for a in range(nm):
+                                    s = 0.0
+                                    for j in range(no):
+                                        s += negA[a, j, 0] * means[k, oi[j]]
+                                    mtil[k, mi[a]] = s
+                                for j in range(d):
+                                    s = 0.0
+                                    ilim = j + 1 if tri else d
+                                    for i in range(ilim):
+                                        s += mtil[k, i] * P[0, i, j]
+                                    mt[k, j] = s
+                    r1 = r0 + 1
+                    while r1 < nb:
+                        eq = True
+                        for j in range(d):
+                            if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
+                                eq = False
+                                break
+                        if not eq:
+                            break
+                        r1 += 1
+                    _fill_run(
+                        r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt,
+                        active, Xt, Zt, Zk, D, MT, RC,
+                    )  # fmt: skip
+                    if want_stats:  # keep the run's pattern for the conditional covariances
+                        run_r0[nruns] = r0
+                        run_nm[nruns] = nm
+                        run_c[nruns] = coff
+                        for a in range(nm):
+                            run_mi[nruns, a] = mi[a]
+                        need = coff + KP * nm * nm
+                        if need > cstore.shape[0]:
+                            grown = np.empty(max(2 * cstore.shape[0], need))
+                            grown[:coff] = cstore[:coff]
+                            cstore = grown
+                        for kk in range(KP):
+                            for a in range(nm):
+                                for b in range(nm):
+                                    cstore[coff] = Cp[a, b, kk]
+                                    coff += 1
+                    nruns += 1
+                    r0 = r1
+                run_r0[nruns] = nb
+                _block_maha(nb, mode, tri, P, active, Zt, Yt, D, MT, RC, y, maha, L, rowmax)
+                bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+                ll += bll
+                ent += bent
+                if want_resp:
+                    for r in range(nb):
+                        lpn = rowmax[r] + ls[r]
+                        dst = perm[b0 + r]
+                        lpn_o[dst] = lpn
+                        for k in range(K):
+                            lr_o[dst, k] = L[k, r] - lpn
+                if not want_stats:
+                    continue
+                for k in range(K):
+                    used[k] = False
+                for q in range(nruns):  # conditional covariance: (Σ_run r_ik) C_k in (m, m)
+                    qm = run_nm[q]
+                    for k in range(K):
+                        if not active[k]:
+                            continue
+                        s = 0.0
+                        for r in range(run_r0[q], run_r0[q + 1]):
+                            s += E[k, r]
+                        if s > 0.0:
+                            used[k] = True
+                            base = run_c[q] + (k if mode == 0 else 0) * qm * qm
+                            for a in range(qm):
+                                ma = run_mi[q, a]
+                                for b in range(a, qm):
+                                    sxx_o[c, k, ma, run_mi[q, b]] += s * cstore[base + a * qm + b]
+                for k in range(K):
+                    if not used[k]:
+                        continue
+                    Dk = D[k]
+                    if nb < block:  # padding columns: finite, with zero responsibility
+                        for a in range(d):
+                            for r in range(nb, block):
+                                Dk[a, r] = 0.0
+                    if has_off:
+                        for a in range(d):
+                            t = off[k, a]
+                            for r in range(nb):
+                                Dk[a, r] += t
+                    Ek = E[k]
+                    for a in range(d):
+                        for r in range(block):
+                            Wt[a, r] = Ek[r] * Dk[a, r]
+                    for r in range(block):
+                        Wt[d, r] = Ek[r]
+                    S = np.dot(Wt, Dk.T)  # [[Σ r z zᵀ, Σ r z], [Σ r zᵀ, Σ r]]
+                    for a in range(d):
+                        for b in range(a, d):
+                            sxx_o[c, k, a, b] += S[a, b]
+                        sx_o[c, k, a] += S[a, d]
+                    nk_o[c, k] += S[d, d]
+            ll_o[c] = ll
+            ent_o[c] = ent
+        return ll_o, ent_o
+
+    def _masked_kernel(
+        X, lw, means, shift, Pd, hl, var, block, nchunks,
+        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """diag / spherical: missing axes drop out (``hl[k, j] = log Pd[k, j] − ½ log 2π``)."""
+        n, d = X.shape
+        K = lw.shape[0]
+        n_blocks = (n + block - 1) // block
+        bpc = (n_blocks + nchunks - 1) // nchunks
+        ll_o = np.zeros(nchunks)
+        ent_o = np.zeros(nchunks)
+        for c in prange(nchunks):
+            Xt = np.zeros((d, block))  # zero: padding columns must stay finite
+            Q = np.ones((2 * d + 1, block))  # [z; z² (+σ² if missing); 1]
+            maha = np.empty(block)
+            rc = np.empty(block)
+            rowmax = np.empty(block)
+            ls = np.empty(block)
+            acc = np.empty(block)
+            ibuf = np.empty(block, dtype=np.int64)
+            L = np.empty((K, block))
+            E = np.empty((K, block))
+            active = np.zeros(K, dtype=np.bool_)
+            ll = 0.0
+            ent = 0.0
+            start = c * bpc * block
+            stop = min(n, start + bpc * block)
+            for b0 in range(start, stop, block):
+                nb = min(block, stop - b0)
+                for r in range(nb):
+                    for j in range(d):
+                        Xt[j, r] = X[b0 + r, j]
+                if nb < block:
+                    for j in range(d):
+                        for r in range(nb, block):
+                            Xt[j, r] = 0.0
+                for r in range(nb):
+                    rowmax[r] = -np.inf
+                for k in range(K):
+                    ck = lw[k]
+                    if not (ck > -np.inf):
+                        active[k] = False
+                        for r in range(nb):
+                            L[k, r] = -np.inf
+                        continue
+                    active[k] = True
+                    for r in range(nb):
+                        maha[r] = 0.0
+                        rc[r] = 0.0
+                    for j in range(d):
+                        m = means[k, j]
+                        p = Pd[k, j]
+                        h = hl[k, j]
+                        for r in range(nb):
+                            x = Xt[j, r]
+                            ob = x == x
+                            t = (x - m) * p
+                            maha[r] += t * t if ob else 0.0
+                            rc[r] += h if ob else 0.0
+                    for r in range(nb):
+                        v = ck + rc[r] - 0.5 * maha[r]
+                        L[k, r] = v
+                        if v > rowmax[r]:
+                            rowmax[r] = v
+                bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+                ll += bll
+                ent += bent
+                if want_resp:
+                    for r in range(nb):
+                        lpn = rowmax[r] + ls[r]
+                        lpn_o[b0 + r] = lpn
+                        for k in range(K):
+                            lr_o[b0 + r, k] = L[k, r] - lpn
+                if not want_stats:
+                    continue
+                for k in range(K):
+                    if not active[k]:
+                        continue
+                    Ek = E[k]
+                    for a in range(d):
+                        cx = shift[k, a]
+                        cm = means[k, a] - cx
+                        vm = var[k, a]
+                        for r in range(block):
+                            x = Xt[a, r]
+                            ob = x == x
+                            t = x - cx
+                            t = t if ob else cm
+                            Q[a, r] = t
+                            Q[d + a, r] = t * t if ob else t * t + vm
+                    v = np.dot(Q, Ek)  # [Σ r z, Σ r E z², Σ r]
+                    for a in range(d):
+                        sx_o[c, k, a] += v[a]
+                        sxx_o[c, k, a, a] += v[d + a]
+                    nk_o[c, k] += v[2 * d]
+            ll_o[c] = ll
+            ent_o[c] = ent
+        return ll_o, ent_o
+
+    def _compiled(func, name, parallel):
+        # numba's on-disk cache is keyed by the qualified name, not the flags (see _fast_kernels)
+        clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+        clone.__qualname__ = name
+        return njit(parallel=parallel, **_JIT)(clone)
+
+    _grouped_parallel = _compiled(_grouped_kernel, "_grouped_parallel", True)
+    _grouped_serial = _compiled(_grouped_kernel, "_grouped_serial", False)
+    _masked_parallel = _compiled(_masked_kernel, "_masked_parallel", True)
+    _masked_serial = _compiled(_masked_kernel, "_masked_serial", False)
+
+
+# --------------------------------------------------------------------------------------------
+# Python side
+# --------------------------------------------------------------------------------------------
+def _n_chunks(n, block):
+    n_blocks = max(1, -(-n // block))
+    return max(1, min(_MAX_CHUNKS, n_blocks // _MIN_BLOCKS_PER_CHUNK))
+
+
+def pattern_order(X):
+    """Row order grouping equal missingness patterns (bit j = column j missing, ascending, as
+    :func:`em_core.estep.pattern_keys`); ``np.arange(n)`` when X is already in that order."""
+    n, d = X.shape
+    if d <= 62:
+        keys, is_sorted = _row_keys(X)
+        if is_sorted:
+            return np.arange(n, dtype=np.int64)
+        return np.argsort(keys, kind="stable").astype(np.int64)
+    packed = np.ascontiguousarray(np.packbits(np.isnan(X), axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    return np.argsort(keys, kind="stable").astype(np.int64)
+
+
+def _prepare(X, log_weights, means, precisions_chol, covariance_type, shift):
+    if covariance_type not in _MODES:
+        raise ValueError(f"covariance_type must be one of {sorted(_MODES)}")
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    d = X.shape[1]
+    lw = np.ascontiguousarray(log_weights, dtype=np.float64).reshape(-1)
+    K = lw.shape[0]
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    shift = means if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
+    if means.shape != (K, d) or shift.shape != (K, d):
+        raise ValueError(f"means and shift must have shape {(K, d)}")
+    pc = np.ascontiguousarray(precisions_chol, dtype=np.float64)
+    return X, lw, means, shift, pc, _MODES[covariance_type]
+
+
+def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp):
+    n, d = X.shape
+    K = lw.shape[0]
+    nchunks = _n_chunks(n, block)
+    if want_stats:
+        nk = np.zeros((nchunks, K))
+        sx = np.zeros((nchunks, K, d))
+        sxx = np.zeros((nchunks, K, d, d))
+    else:
+        nk, sx, sxx = np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1, 1))
+    if want_resp:
+        lpn, lr = np.empty(n), np.empty((n, K))
+    else:
+        lpn, lr = np.zeros(1), np.zeros((1, 1))
+    if mode == 2:
+        Pd = pc.reshape(K, -1)
+        if Pd.shape[1] not in (1, d):
+            raise ValueError("precisions_chol has the wrong shape")
+        Pd = np.ascontiguousarray(np.broadcast_to(Pd, (K, d)))
+        hl = np.log(Pd) - 0.5 * _LOG_2PI
+        var = 1.0 / Pd**2
+        args = (X, lw, means, shift, Pd, hl, var, block, nchunks,
+                want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+        kernels = (_masked_parallel, _masked_serial)
+    else:
+        P = pc if mode == 0 else pc[None]
+        if P.shape != (K if mode == 0 else 1, d, d):
+            raise ValueError("precisions_chol has the wrong shape")
+        P = np.ascontiguousarray(P)
+        Lam = np.ascontiguousarray(np.moveaxis(P @ np.swapaxes(P, 1, 2), 0, -1))  # (d, d, K')
+        logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
+        const0 = np.ascontiguousarray(lw + (logdet if mode == 0 else logdet[0]))
+        tri = not np.any(np.tril(P, -1))
+        off = np.ascontiguousarray(means - shift)
+        has_off = bool(np.any(off))
+        perm = pattern_order(X)
+        meansT = np.ascontiguousarray(means.T)
+        args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
+                want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+        kernels = (_grouped_parallel, _grouped_serial)
+    use_parallel = (n > block and numba.get_num_threads() > 1) if parallel is None else parallel
+    if use_parallel and _PARALLEL_LOCK.acquire(blocking=False):
+        try:
+            ll, ent = kernels[0](*args)
+        finally:
+            _PARALLEL_LOCK.release()
+    else:
+        ll, ent = kernels[1](*args)
+    return nk, sx, sxx, ll, ent, lpn, lr
+
+
+def _check(block_size):
+    if not HAVE_NUMBA:
+        raise ImportError("the incomplete-data kernels need numba (em_core.estep has a fallback)")
+    block = DEFAULT_BLOCK_SIZE if block_size is None else int(block_size)
+    if block < 1:
+        raise ValueError(f"block_size must be >= 1, got {block}")
+    return block
+
+
+def incomplete_stats(
+    X, log_weights, means, precisions_chol, covariance_type, shift, *, block_size=None,
+    parallel=None,
+):  # fmt: skip
+    """Fused E-step and sufficient statistics over rows that may contain NaN (missing) cells.
+
+    Parameters and returns as :func:`em_core._fast_kernels.complete_stats`; ``sx`` and ``sxx``
+    hold the conditional moments (missing cells at their conditional mean, the conditional
+    covariance added to ``sxx``) and ``log_likelihood`` the observed-data log-likelihood.
+    Complete rows are allowed (they are the pattern with no missing cell). A row with no observed
+    cell contributes log-density 0 and the component's moments.
+    """
+    block = _check(block_size)
+    X, lw, means, shift, pc, mode = _prepare(
+        X, log_weights, means, precisions_chol, covariance_type, shift
+    )
+    nk, sx, sxx, ll, ent, _, _ = _run(X, lw, means, shift, pc, mode, block, parallel, True, False)
+    return _finish_stats(nk, sx, sxx, ll, ent, mode)
+
+
+def incomplete_log_resp(
+    X, log_weights, means, precisions_chol, covariance_type, *, block_size=None, parallel=None
+):
+    """``(log_prob_norm (n,), log_resp (n, K))`` of rows that may contain NaN cells
+    (observed-data densities), as :func:`em_core._fast_kernels.complete_log_resp`."""
+    block = _check(block_size)
+    X, lw, means, shift, pc, mode = _prepare(
+        X, log_weights, means, precisions_chol, covariance_type, None
+    )
+    out = _run(X, lw, means, shift, pc, mode, block, parallel, False, True)
+    return out[5], out[6]
