@@ -348,12 +348,14 @@ if HAVE_NUMBA:  # pragma: no branch
             run_nm = np.empty(block, dtype=np.int64)
             run_c = np.empty(block, dtype=np.int64)
             run_mi = np.empty((block, d), dtype=np.int64)
-            cstore = np.empty(KP * d * d * 4)
+            cstore = np.empty(KP * d * d * 8)
             ll = 0.0
             ent = 0.0
             start = c * bpc * block
             stop = min(n, start + bpc * block)
-            for b0 in range(start, stop, block):
+            bnext = start
+            while bnext < stop:  # blocks of ≤ block rows whose patterns' C fit in cstore
+                b0 = bnext
                 nb = min(block, stop - b0)
                 for r in range(nb):
                     src = perm[b0 + r]
@@ -411,6 +413,9 @@ if HAVE_NUMBA:  # pragma: no branch
                         if not eq:
                             break
                         r1 += 1
+                    if want_stats and nruns > 0 and coff + KP * nm * nm > cstore.shape[0]:
+                        nb = r0  # cstore is full: the block ends before this run
+                        break
                     _fill_run(
                         r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt,
                         active, Xt, Zt, Zk, D, MT, RC,
@@ -421,11 +426,6 @@ if HAVE_NUMBA:  # pragma: no branch
                         run_c[nruns] = coff
                         for a in range(nm):
                             run_mi[nruns, a] = mi[a]
-                        need = coff + KP * nm * nm
-                        if need > cstore.shape[0]:
-                            grown = np.empty(max(2 * cstore.shape[0], need))
-                            grown[:coff] = cstore[:coff]
-                            cstore = grown
                         for kk in range(KP):
                             for a in range(nm):
                                 for b in range(nm):
@@ -434,6 +434,7 @@ if HAVE_NUMBA:  # pragma: no branch
                     nruns += 1
                     r0 = r1
                 run_r0[nruns] = nb
+                bnext = b0 + nb
                 _block_maha(nb, mode, tri, P, active, Zt, Yt, D, MT, RC, y, maha, L, rowmax)
                 bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
                 ll += bll

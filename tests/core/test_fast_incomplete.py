@@ -1,0 +1,183 @@
+"""The fused incomplete-data E-step kernels against a plain, independent per-row reference."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+import em_core.estep as estep
+from em_core import _fast_incomplete as fi
+from em_core.params import GMMParams
+from em_core.suffstats import SufficientStats
+
+from .test_fast_kernels import _covariances, _params, assert_rel, assert_stats
+
+pytestmark = pytest.mark.skipif(not fi.HAVE_NUMBA, reason="the fused kernels need numba")
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def reference(X, log_weights, means, pc, cov, shift):
+    """Row by row: scipy's marginal log-density of the observed cells, conditional moments of the
+    missing ones from explicit Σ_oo solves (Little & Rubin §11.2); nothing shared with em_core."""
+    n, d = X.shape
+    K = len(log_weights)
+    covs = _covariances(pc, cov, K, d)
+    logp = np.empty((n, K))
+    xhat = np.empty((n, K, d))
+    extra = np.zeros((n, K, d, d))
+    for i, x in enumerate(X):
+        o = ~np.isnan(x)
+        m = ~o
+        for k in range(K):
+            S, mu = covs[k], means[k]
+            logp[i, k] = log_weights[k]
+            if o.any():
+                logp[i, k] += multivariate_normal(mu[o], S[np.ix_(o, o)]).logpdf(x[o])
+            xhat[i, k] = np.where(o, x, mu)
+            if m.any():
+                if o.any():
+                    coef = np.linalg.solve(S[np.ix_(o, o)], S[np.ix_(o, m)]).T  # Σ_mo Σ_oo⁻¹
+                    xhat[i, k, m] = mu[m] + coef @ (x[o] - mu[o])
+                    extra[i, k][np.ix_(m, m)] = S[np.ix_(m, m)] - coef @ S[np.ix_(o, m)]
+                else:
+                    extra[i, k] = S
+    lpn = logsumexp(logp, axis=1)
+    with np.errstate(under="ignore", invalid="ignore"):
+        R = np.exp(logp - lpn[:, None])
+    z = xhat - shift[None]
+    nk = R.sum(axis=0)
+    sx = np.einsum("nk,nkd->kd", R, z)
+    sxx = np.einsum("nk,nkd,nke->kde", R, z, z) + np.einsum("nk,nkde->kde", R, extra)
+    if cov in ("diag", "spherical"):
+        sxx = np.stack([np.diag(s) for s in sxx])
+    safe = np.where(R > 0, R, 1.0)
+    entropy = -np.sum(np.where(R > 0, R * np.log(safe), 0.0))
+    return (nk, sx, sxx, lpn.sum(), entropy), (lpn, logp - lpn[:, None])
+
+
+def _data(rng, n, d, rate=0.3):
+    """MCAR cells, complete rows mixed in, rows with one observed cell and one with none."""
+    X = rng.normal(size=(n, d)) * 2.0
+    X[rng.random((n, d)) < rate] = np.nan
+    X[: n // 10] = rng.normal(size=(n // 10, d))  # complete rows
+    for i in range(n // 10, n // 10 + 5):  # a single observed cell
+        keep = rng.integers(d)
+        X[i, np.arange(d) != keep] = np.nan
+    X[n // 10 + 5] = np.nan  # no observed cell at all: log-density 0, the prior moments
+    return X[rng.permutation(n)]
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+@pytest.mark.parametrize(
+    ("n", "d", "K", "block"), [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37)]
+)
+def test_incomplete_stats_matches_reference(cov, n, d, K, block):
+    rng = np.random.default_rng(n + d + K)
+    X = _data(rng, n, d)
+    log_weights, means, pc = _params(rng, d, K, cov)
+    shift = means + rng.normal(size=means.shape) * 0.1
+    ref, (lpn, log_resp) = reference(X, log_weights, means, pc, cov, shift)
+
+    out = fi.incomplete_stats(X, log_weights, means, pc, cov, shift, block_size=block)
+    assert_stats(out, ref)
+    assert out[2].shape == ((K, d, d) if cov in ("full", "tied") else (K, d))
+    if cov in ("full", "tied"):
+        np.testing.assert_array_equal(out[2], out[2].transpose(0, 2, 1))
+    assert_rel(out[0].sum(), n)
+
+    got_lpn, got_log_resp = fi.incomplete_log_resp(X, log_weights, means, pc, cov, block_size=block)
+    assert_rel(got_lpn, lpn)
+    assert_rel(got_log_resp, log_resp)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_summarize_matches_reference(cov, fast, monkeypatch):
+    """``estep.summarize`` with the fused kernels and with the numpy fallback (no numba)."""
+    monkeypatch.setattr(estep, "USE_FAST_INCOMPLETE", fast)
+    rng = np.random.default_rng(5)
+    n, d, K = 300, 4, 3
+    X = _data(rng, n, d)[1:]  # estep's numpy path: every row keeps an observed cell
+    X = X[~np.isnan(X).all(axis=1)]
+    log_weights, means, pc = _params(rng, d, K, cov)
+    params = GMMParams(np.exp(log_weights), means, pc, cov)
+    shift = means + 0.05
+    stats = estep.summarize(X, params, SufficientStats.zeros(cov, shift))
+    ref, (lpn, log_resp) = reference(X, params.log_weights, means, pc, cov, shift)
+    assert_stats((stats.nk, stats.sx, stats.sxx, stats.log_likelihood, stats.entropy), ref)
+    assert stats.n_samples == X.shape[0]
+    wlp = estep.weighted_log_prob(X, params)
+    assert_rel(wlp, log_resp + lpn[:, None])
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_block_size_row_order_and_threads_do_not_change_the_result(cov):
+    rng = np.random.default_rng(3)
+    n, d, K = 1003, 6, 5
+    X = _data(rng, n, d, rate=0.25) + 5.0
+    log_weights, means, pc = _params(rng, d, K, cov)
+    means += 5.0
+    base = fi.incomplete_stats(X, log_weights, means, pc, cov, means, block_size=128)
+    for block in (1, 7, 64, 2000):
+        assert_stats(
+            fi.incomplete_stats(X, log_weights, means, pc, cov, means, block_size=block), base
+        )
+    order = fi.pattern_order(X)  # grouped by pattern, as ArraySource delivers full/tied chunks
+    assert np.array_equal(fi.pattern_order(X[order]), np.arange(n))
+    keys = estep.pattern_keys(np.isnan(X))
+    assert np.all(np.diff(keys[order]) >= 0)
+    assert_stats(fi.incomplete_stats(X[order], log_weights, means, pc, cov, means), base)
+    serial = fi.incomplete_stats(
+        X, log_weights, means, pc, cov, means, block_size=32, parallel=False
+    )
+    par = fi.incomplete_stats(X, log_weights, means, pc, cov, means, block_size=32, parallel=True)
+    assert_stats(par, serial)
+    lpn, _ = fi.incomplete_log_resp(X, log_weights, means, pc, cov, block_size=5)
+    lpn_sorted, _ = fi.incomplete_log_resp(X[order], log_weights, means, pc, cov)
+    assert_rel(lpn[order], lpn_sorted)
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_complete_rows_agree_with_the_complete_data_kernel(cov):
+    from em_core import _fast_kernels as fk
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(700, 5))
+    log_weights, means, pc = _params(rng, 5, 4, cov)
+    shift = means - 0.2
+    assert_stats(
+        fi.incomplete_stats(X, log_weights, means, pc, cov, shift),
+        fk.complete_stats(X, log_weights, means, pc, cov, shift),
+    )
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_negligible_and_zero_weight_components(cov):
+    rng = np.random.default_rng(7)
+    n, d, K = 300, 4, 5
+    X = _data(rng, n, d)
+    log_weights, means, pc = _params(rng, d, K, cov)
+    log_weights[1] = -600.0  # r ≈ e^-600: tiny but representable, must still be exact
+    log_weights[2] = -2000.0  # r underflows to exactly 0
+    log_weights[3] = -np.inf  # zero weight
+    out = fi.incomplete_stats(X, log_weights, means, pc, cov, means, block_size=64)
+    ref, (lpn, _) = reference(X, log_weights, means, pc, cov, means)
+    assert_stats(out, ref)
+    assert 0 < out[0][1] < 1e-200
+    assert out[0][2] == 0.0 and out[0][3] == 0.0
+    assert np.all(out[1][2:4] == 0.0) and np.all(out[2][2:4] == 0.0)
+    got_lpn, got_log_resp = fi.incomplete_log_resp(X, log_weights, means, pc, cov)
+    assert_rel(got_lpn, lpn)
+    assert np.all(got_log_resp[:, 3] == -np.inf)
+
+
+def test_many_features_and_patterns():
+    """d > 62 (patterns keyed by packed bytes) and nearly every row its own pattern."""
+    rng = np.random.default_rng(13)
+    n, d, K = 60, 64, 2
+    X = _data(rng, n, d, rate=0.5)
+    for cov in ("full", "diag"):
+        log_weights, means, pc = _params(rng, d, K, cov)
+        ref, _ = reference(X, log_weights, means, pc, cov, means)
+        assert_stats(fi.incomplete_stats(X, log_weights, means, pc, cov, means), ref)
