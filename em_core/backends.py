@@ -405,7 +405,8 @@ class DaskSource:
     ----------
     data : a ``dask.dataframe.DataFrame`` (numeric columns; ``columns`` selects and orders them),
         a 2-D ``dask.array.Array``, or a sequence of futures of (rows, d) float arrays. Use
-        :meth:`from_parquet` to read a Parquet file or folder on the workers.
+        :meth:`from_parquet` to read a Parquet file or folder on the workers, and
+        :meth:`from_array` to scatter an in-memory array.
     client : ``distributed.Client``, a scheduler address (a Client is created and closed by
         :meth:`close`), or None for the current default client.
     split_every : fan-in of the tree reduction.
@@ -474,6 +475,41 @@ class DaskSource:
                 futures,
                 client=client_,
                 columns=meta.columns,
+                split_every=split_every,
+                chunk_size=chunk_size,
+            )
+        except BaseException:
+            if owned:
+                client_.close()
+            raise
+        source._owns_client = owned
+        return source
+
+    @classmethod
+    def from_array(
+        cls,
+        X: Any,
+        *,
+        client: Any = None,
+        partition_rows: int = 1_000_000,
+        columns: Sequence[str] | None = None,
+        split_every: int = 8,
+        chunk_size: int = 16384,
+    ) -> "DaskSource":
+        """Scatter an in-memory (n, d) array to the workers in blocks of ``partition_rows`` rows
+        (sent directly, not embedded in a task graph as ``dask.array.from_array`` would)."""
+        from ._validation import check_data
+
+        X = check_data(X)
+        step = _check_chunk_size("partition_rows", partition_rows)
+        client_, owned = _resolve_client(client)
+        try:
+            blocks = [X[i : i + step] for i in range(0, X.shape[0], step)]
+            futures = client_.scatter(blocks, broadcast=False)
+            source = cls(
+                futures,
+                client=client_,
+                columns=columns,
                 split_every=split_every,
                 chunk_size=chunk_size,
             )

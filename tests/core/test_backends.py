@@ -248,6 +248,14 @@ def test_dask_parquet_folder_fit_equals_in_memory_fit(client, parquet_folder, da
     src.close()
 
 
+def test_dask_from_array_scatters_blocks(client, data):
+    kw = gm_kwargs("spherical", n_init=2)
+    with DaskSource.from_array(data, client=client, partition_rows=1000) as src:
+        assert src.n_partitions == 4
+        got = GaussianMixture(**kw).fit_source(src)
+    assert_same_fit(fit_memory(data, **kw), got)
+
+
 def test_dask_rejects_bad_input(client):
     da = pytest.importorskip("dask.array")
     X = np.ones((40, 3))
