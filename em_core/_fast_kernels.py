@@ -58,6 +58,11 @@ __all__ = [
     "complete_stats",
 ]
 
+# numba's OpenMP threading layer spins idle threads by default; on a shared or oversubscribed
+# machine that turned a 0.5 s E-step into up to 9.5 s (bench/README.md). Sleep instead, unless
+# the user chose otherwise. Must happen before the OpenMP runtime starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 try:  # pragma: no cover - exercised by the environment, not by a test
     if os.environ.get("EM_CORE_DISABLE_NUMBA", "") not in ("", "0"):
         raise ImportError("numba disabled by EM_CORE_DISABLE_NUMBA")

@@ -307,12 +307,11 @@ class ComputeBackend(dg.ConfigurableResource):
         if not self.dask_scheduler_address:
             yield X
             return
-        import dask.array as da
-
         from em_core import DaskSource
 
-        blocks = da.from_array(X, chunks=(max(1, self.partition_rows), X.shape[1]))
-        source = DaskSource(blocks, client=self.dask_scheduler_address)
+        source = DaskSource.from_array(
+            X, client=self.dask_scheduler_address, partition_rows=max(1, self.partition_rows)
+        )
         try:
             yield source
         finally:
