@@ -13,17 +13,20 @@ and the statistics are ``nk += r``, ``sx += r (x̂ − c)``, ``sxx += r (x̂ −
 ``(Σ_i r_ik) C_k`` in the (m, m) block, added once per run of rows sharing a pattern.
 
 ``full`` / ``tied``: the rows are visited in missingness-pattern order (``perm``; the identity
-when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it). A row
-block (``block`` rows) is cut into runs of one pattern; when a run starts a new pattern, its
-factors are computed inside the kernel (Cholesky of Λ_mm, A by triangular solves, ½ log det Λ_mm;
-C only when a component gets responsibility in that run) and kept for the following rows, so a
-pattern's factorisation is paid once per parallel chunk, not per row, with no Python loop over
-patterns. Per run and component the kernel fills the transposed (d, rows) buffer with ``diff``,
-whitens it with the triangle of P (as the complete kernel does), normalises the responsibilities of
-the run, and adds the conditional covariance; the moments of the whole block are then one
-``dgemm`` per component on ``[r·z; r]ᵀ [z; 1]`` (z = x̂ − c), as in the complete kernel. ``tied``
-factorises once per pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once,
-subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``).
+when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it). Each row
+block (at most ``block`` rows) is cut into runs of one pattern. When a run starts a new pattern its
+factors are computed inside the kernel for all components at once (vectorised over K): Cholesky of
+Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are kept while the pattern lasts, so
+a pattern is factorised once per parallel chunk (not per row) and there is no Python loop over
+patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). Per run the kernel fills the
+transposed (d, rows) buffers ``D[k] = x̂ − μ_k``; the whole block is then whitened with the
+triangle of P_k, normalised, and its moments are one ``dgemm`` per component on
+``[r·z; r]ᵀ [z; 1]`` (z = x̂ − c), exactly as in the complete kernel. The conditional covariances
+of the block's runs are kept (a bounded store: a block ends early when it is full) and added as
+``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per pattern (one Λ) and
+whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component
+(``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed start
+numba's wrap-around checks stop LLVM from vectorising them (7× slower).
 
 ``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
 (a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.

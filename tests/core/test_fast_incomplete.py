@@ -12,7 +12,7 @@ from em_core.suffstats import SufficientStats
 
 from .test_fast_kernels import _covariances, _params, assert_rel, assert_stats
 
-pytestmark = pytest.mark.skipif(not fi.HAVE_NUMBA, reason="the fused kernels need numba")
+needs_numba = pytest.mark.skipif(not fi.HAVE_NUMBA, reason="the fused kernels need numba")
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -68,6 +68,7 @@ def _data(rng, n, d, rate=0.3):
     return X[rng.permutation(n)]
 
 
+@needs_numba
 @pytest.mark.parametrize("cov", COV_TYPES)
 @pytest.mark.parametrize(
     ("n", "d", "K", "block"), [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37)]
@@ -91,7 +92,7 @@ def test_incomplete_stats_matches_reference(cov, n, d, K, block):
     assert_rel(got_log_resp, log_resp)
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("fast", [pytest.param(True, marks=needs_numba), False])
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_summarize_matches_reference(cov, fast, monkeypatch):
     """``estep.summarize`` with the fused kernels and with the numpy fallback (no numba)."""
@@ -111,6 +112,7 @@ def test_summarize_matches_reference(cov, fast, monkeypatch):
     assert_rel(wlp, log_resp + lpn[:, None])
 
 
+@needs_numba
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_block_size_row_order_and_threads_do_not_change_the_result(cov):
     rng = np.random.default_rng(3)
@@ -138,6 +140,7 @@ def test_block_size_row_order_and_threads_do_not_change_the_result(cov):
     assert_rel(lpn[order], lpn_sorted)
 
 
+@needs_numba
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_complete_rows_agree_with_the_complete_data_kernel(cov):
     from em_core import _fast_kernels as fk
@@ -152,6 +155,7 @@ def test_complete_rows_agree_with_the_complete_data_kernel(cov):
     )
 
 
+@needs_numba
 @pytest.mark.parametrize("cov", COV_TYPES)
 def test_negligible_and_zero_weight_components(cov):
     rng = np.random.default_rng(7)
@@ -172,6 +176,7 @@ def test_negligible_and_zero_weight_components(cov):
     assert np.all(got_log_resp[:, 3] == -np.inf)
 
 
+@needs_numba
 def test_many_features_and_patterns():
     """d > 62 (patterns keyed by packed bytes) and nearly every row its own pattern."""
     rng = np.random.default_rng(13)
