@@ -168,10 +168,10 @@ if HAVE_NUMBA:  # pragma: no branch
     @njit(**_JIT)
     def _fill_run(
         r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt, active,
-        Xt, Zt, Zk, D, MT, RC,
+        Xt, Zt, Zk, D, RC,
     ):  # fmt: skip  # pragma: no cover - compiled
-        """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` (``Zt = x̃``, ``MT[k] = m̃_k P``
-        for tied) and of the row constants ``RC[k] = log w_k + log det terms``.
+        """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` (tied: ``Zt = x̃`` too) and of
+        the row constants ``RC[k] = log w_k + log det terms``.
 
         Long runs loop over rows innermost; short ones (full only) row by row with the components
         innermost (``Zk`` (d, K) scratch), which avoids ~|m|·|o| loop starts per component.
@@ -241,14 +241,13 @@ if HAVE_NUMBA:  # pragma: no branch
                     t = mtil[k, a]
                     for r in range(u0, u1):
                         D[k, a, r] = Zt[a, r] - t
-                    t = mt[k, a]
-                    for r in range(u0, u1):
-                        MT[k, a, r] = t
 
     @njit(**_JIT)
-    def _block_maha(nb, mode, tri, P, active, Zt, Yt, D, MT, RC, y, maha, L, rowmax):
-        """``L[k, r] = RC[k, r] − ½ ‖D[k, :, r] P_k‖²`` over the block (tied: ‖x̃P − m̃_kP‖²)
-        and ``rowmax[r] = max_k L[k, r]``."""  # pragma: no cover - compiled
+    def _block_maha(
+        nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
+    ):  # pragma: no cover - compiled
+        """``L[k, r] = RC[k, r] − ½ ‖D[k, :, r] P_k‖²`` over the block and ``rowmax[r] =
+        max_k L[k, r]``. Tied: ‖x̃P − m̃_kP‖², with ``RMT[q, k] = m̃_k P`` of run q."""
         K = D.shape[0]
         d = Zt.shape[0]
         for r in range(nb):
@@ -282,10 +281,14 @@ if HAVE_NUMBA:  # pragma: no branch
                     for r in range(nb):
                         maha[r] += y[r] * y[r]
             else:
-                for j in range(d):
-                    for r in range(nb):
-                        t = Yt[j, r] - MT[k, j, r]
-                        maha[r] += t * t
+                for q in range(nruns):
+                    u0 = np.uint64(run_r0[q])  # unsigned: the loops vectorise
+                    u1 = np.uint64(run_r0[q + 1])
+                    for j in range(d):
+                        m = RMT[q, k, j]
+                        for r in range(u0, u1):
+                            t = Yt[j, r] - m
+                            maha[r] += t * t
             for r in range(nb):
                 v = RC[k, r] - 0.5 * maha[r]
                 L[k, r] = v
@@ -315,7 +318,7 @@ if HAVE_NUMBA:  # pragma: no branch
             for k in range(K):
                 for r in range(block):
                     D[k, d, r] = 1.0
-            MT = np.empty((K, d, block)) if mode == 1 else np.empty((1, 1, 1))
+            RMT = np.empty((block, K, d)) if mode == 1 else np.empty((1, 1, 1))
             RC = np.empty((K, block))
             Zk = np.empty((d, K))
             Wt = np.empty((d + 1, block))
@@ -421,10 +424,14 @@ if HAVE_NUMBA:  # pragma: no branch
                         break
                     _fill_run(
                         r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt,
-                        active, Xt, Zt, Zk, D, MT, RC,
+                        active, Xt, Zt, Zk, D, RC,
                     )  # fmt: skip
+                    run_r0[nruns] = r0
+                    if mode == 1:
+                        for k in range(K):
+                            for j in range(d):
+                                RMT[nruns, k, j] = mt[k, j]
                     if want_stats:  # keep the run's pattern for the conditional covariances
-                        run_r0[nruns] = r0
                         run_nm[nruns] = nm
                         run_c[nruns] = coff
                         for a in range(nm):
@@ -438,7 +445,9 @@ if HAVE_NUMBA:  # pragma: no branch
                     r0 = r1
                 run_r0[nruns] = nb
                 bnext = b0 + nb
-                _block_maha(nb, mode, tri, P, active, Zt, Yt, D, MT, RC, y, maha, L, rowmax)
+                _block_maha(
+                    nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
+                )
                 bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
                 ll += bll
                 ent += bent
