@@ -39,23 +39,10 @@ USE_FAST_INCOMPLETE = HAVE_NUMBA
 
 
 # --------------------------------------------------------------------------- complete rows
-def _complete_stats(X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
-    """Fused kernel (em_core._fast_kernels): responsibilities and moments of complete rows."""
-    nk, sx, sxx, ll, ent = complete_stats(
-        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
-        stats.shift,
-    )  # fmt: skip
-    stats.nk += nk
-    stats.sx += sx
-    stats.sxx += sxx
-    stats.log_likelihood += ll
-    stats.entropy += ent
-    stats.n_samples += X.shape[0]
-
-
-def _incomplete_stats(X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
-    """Fused kernel (em_core._fast_incomplete): rows with missing cells (complete ones allowed)."""
-    nk, sx, sxx, ll, ent = incomplete_stats(
+def _add_kernel_stats(kernel, X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
+    """Run a fused numba kernel (``complete_stats`` for rows without NaN, ``incomplete_stats``
+    for rows with missing cells) on a chunk and add its moments to ``stats``."""
+    nk, sx, sxx, ll, ent = kernel(
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
         stats.shift,
     )  # fmt: skip
@@ -226,7 +213,7 @@ def summarize(
     if not missing.any() and not incomplete_path:
         groups = [(slice(None), None)]
     elif USE_FAST_INCOMPLETE:
-        _incomplete_stats(X, params, stats)
+        _add_kernel_stats(incomplete_stats, X, params, stats)
         return stats
     elif ct in ("diag", "spherical"):
         groups = [(slice(None), "masked")]
@@ -235,7 +222,7 @@ def summarize(
     for rows, mis in groups:
         Xg = X[rows]
         if mis is None or (not incomplete_path and isinstance(mis, np.ndarray) and not mis.any()):
-            _complete_stats(Xg, params, stats)
+            _add_kernel_stats(complete_stats, Xg, params, stats)
             continue
         if isinstance(mis, str):
             observed = (~missing).astype(np.float64)
