@@ -125,3 +125,17 @@ def test_warm_start_races_fresh_restarts_and_is_recorded():
     assert warm.models[other].history_ == cold.models[other].history_
     with pytest.raises(ValueError, match="features"):
         select_model(mix.X[:, :2], [2], warm_start=champion)
+
+
+def test_sample_reproduces_the_mixture():
+    mix = make_mixture(n=10, d=3, k=3, seed=6)
+    gm = GaussianMixture.from_params(mix.weights, mix.means, mix.covariances, "full")
+    X, labels = gm.sample(60_000, random_state=0)
+    assert X.shape == (60_000, 3) and labels.shape == (60_000,)
+    np.testing.assert_allclose(np.bincount(labels, minlength=3) / 60_000, mix.weights, atol=0.01)
+    for k in range(3):
+        rows = X[labels == k]
+        np.testing.assert_allclose(rows.mean(axis=0), mix.means[k], atol=0.05)
+        np.testing.assert_allclose(np.cov(rows.T), mix.covariances[k], atol=0.08)
+    again, _ = gm.sample(60_000, random_state=0)
+    np.testing.assert_array_equal(X, again)
