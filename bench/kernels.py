@@ -210,6 +210,8 @@ def main(argv=None):
         help="both on one thread (numba serial kernel, BLAS 1 thread), timed by the thread's CPU\n"
         "clock: a per-core comparison that other processes on the machine barely disturb",
     )
+    ap.add_argument("--cov", nargs="+", help="only these covariance types (default all)")
+    ap.add_argument("--n", type=int, nargs="+", help="only these row counts (default all)")
     args = ap.parse_args(argv)
     if args.serial:
         global CLOCK, PARALLEL
@@ -222,6 +224,10 @@ def main(argv=None):
         grid = [g for g in grid if g[0] == 100_000] + [(1_000_000, 16, 10, "full")]
     if args.big:
         grid += [(4_000_000, 16, 10, "full"), (4_000_000, 4, 4, "diag")]
+    if args.cov:
+        grid = [g for g in grid if g[3] in args.cov]
+    if args.n:
+        grid = [g for g in grid if g[0] in args.n]
     sk_threads = [int(t) for t in args.sklearn_threads.split(",")]
 
     blas = [

