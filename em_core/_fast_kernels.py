@@ -30,8 +30,10 @@ not upper triangular is accepted too (it is then applied as a dense matrix, at t
 Technology (measured, see ``bench/README.md`` "Kernel technology"): a numba ``@njit(parallel=True)``
 kernel, ``prange`` over row chunks, no ``fastmath`` (results agree with a plain numpy/scipy
 reference to ~1e-13 relative). Inside a block the rows are transposed to a (d, block) buffer so
-every inner loop runs over rows (independent lanes: it vectorises without re-association);
-the second moments are accumulated row by row as outer products (inner loop over features).
+every inner loop runs over rows (independent lanes: it vectorises without re-association).
+full/tied moments: one BLAS ``dgemm`` per (block, component) on ``[r·z; r]ᵀ [z; 1]``; diag/spherical
+moments: per-lane (row slot) accumulators over all blocks of a chunk, summed once per chunk (no
+BLAS call: a ``dgemv`` per block serialised the two threads).
 Components whose upper bound ``log w_k + log det P_k - ½ d log 2π`` lies more than 746 below the
 smallest row maximum of a block are skipped for that block: their ``exp`` underflows to exactly 0.0
 in any implementation, so the skip is exact. Rows whose responsibility is exactly 0 are skipped in
