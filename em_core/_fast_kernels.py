@@ -478,7 +478,7 @@ if HAVE_NUMBA:
 
 def _use_parallel(parallel, n, block):
     if parallel is None:
-        return _n_chunks(n, block) > 1 and numba.get_num_threads() > 1
+        return n > block and numba.get_num_threads() > 1
     return bool(parallel)
 
 
@@ -646,8 +646,8 @@ def complete_stats(
     block_size : int, optional
         Rows per block (default ``DEFAULT_BLOCK_SIZE``). Changes only the summation order.
     parallel : bool, optional
-        Run the numba kernel on all numba threads (default: when there are at least two row
-        chunks, i.e. ``n ≥ 16·block_size``).
+        Run the numba kernel on all numba threads (default: when ``n > block_size`` and numba
+        has more than one thread).
     backend : {'auto', 'numba', 'numpy'}
 
     Returns
