@@ -466,24 +466,15 @@ class DaskSource:
                 if rows >= partition_rows or g == len(rg) - 1:
                     parts.append((str(f), group))
                     group, rows = [], 0
-        client_, owned = _resolve_client(client)
-        try:
-            futures = [
-                client_.submit(_read_parquet_part, f, g, meta.columns, pure=False) for f, g in parts
-            ]
-            source = cls(
-                futures,
-                client=client_,
-                columns=meta.columns,
-                split_every=split_every,
-                chunk_size=chunk_size,
-            )
-        except BaseException:
-            if owned:
-                client_.close()
-            raise
-        source._owns_client = owned
-        return source
+        return cls._from_futures(
+            client,
+            lambda c: [
+                c.submit(_read_parquet_part, f, g, meta.columns, pure=False) for f, g in parts
+            ],
+            columns=meta.columns,
+            split_every=split_every,
+            chunk_size=chunk_size,
+        )
 
     @classmethod
     def from_array(
@@ -502,17 +493,22 @@ class DaskSource:
 
         X = check_data(X)
         step = _check_chunk_size("partition_rows", partition_rows)
+        blocks = [X[i : i + step] for i in range(0, X.shape[0], step)]
+        return cls._from_futures(
+            client,
+            lambda c: c.scatter(blocks, broadcast=False),
+            columns=columns,
+            split_every=split_every,
+            chunk_size=chunk_size,
+        )
+
+    @classmethod
+    def _from_futures(cls, client: Any, make_futures, **kwargs: Any) -> "DaskSource":
+        """Build a source from the futures ``make_futures(client)`` puts on the workers; a
+        Client this call created is owned by the source (closed with it, or on failure)."""
         client_, owned = _resolve_client(client)
         try:
-            blocks = [X[i : i + step] for i in range(0, X.shape[0], step)]
-            futures = client_.scatter(blocks, broadcast=False)
-            source = cls(
-                futures,
-                client=client_,
-                columns=columns,
-                split_every=split_every,
-                chunk_size=chunk_size,
-            )
+            source = cls(make_futures(client_), client=client_, **kwargs)
         except BaseException:
             if owned:
                 client_.close()
