@@ -1,18 +1,23 @@
 """Model selection over the number of components and covariance types (BIC, AIC, ICL)."""
 
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._parallel import map_in_processes, pickled_or_none
 from ._typing import COVARIANCE_TYPES, ArrayLike, CovarianceType, Criterion
 from ._validation import check_criterion, check_data, check_random_state
 from .exceptions import DegenerateFitError
 from .mixture import GaussianMixture
 
 _COV_CODE = {name: i for i, name in enumerate(COVARIANCE_TYPES)}
+#: Rough per-iteration cost order of the covariance types, most expensive first (n_jobs > 1
+#: submits the expensive candidates first so that no long fit starts last).
+_COST_RANK = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 
 
 @dataclass
@@ -40,6 +45,54 @@ def candidate_seed(random_state: int | None, n_components: int, covariance_type:
     return int(seq.generate_state(1, dtype=np.uint32)[0])
 
 
+def _is_source(X: Any) -> bool:
+    return hasattr(X, "map_reduce") and hasattr(X, "sample")
+
+
+def _check_n_jobs(n_jobs: int) -> int:
+    """The number of worker processes n_jobs asks for (-1 = every core)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer):
+        raise ValueError(f"n_jobs must be an int, got {n_jobs!r}")
+    if n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be >= 1, or -1 for every core; got {n_jobs}")
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+
+
+def _fit_candidate(
+    X: Any, n: int, k: int, ct: str, warm: bool, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], GaussianMixture | None]:
+    """Fit one candidate and build its table row (the model is None if it failed). The serial
+    loop and the worker processes both run this, so their rows agree."""
+    gm = GaussianMixture(k, covariance_type=ct, **kwargs)
+    row: dict[str, Any] = {"n_components": k, "covariance_type": ct, "warm_start": warm}
+    started = time.perf_counter()
+    try:
+        if k > n:
+            raise ValueError(f"X has {n} rows, fewer than n_components={k}")
+        if _is_source(X):
+            gm.fit_source(X)
+        else:
+            gm.fit(X)
+    except (DegenerateFitError, ValueError) as exc:
+        fitted = None
+        row.update(
+            log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
+            converged=False, n_iter=None, degenerate=isinstance(exc, DegenerateFitError),
+            error=str(exc), best_init=None,
+        )  # fmt: skip
+    else:
+        fitted = gm
+        ll, p = gm.log_likelihood_, gm.n_parameters
+        bic = -2.0 * ll + p * np.log(n)
+        row.update(
+            log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
+            icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
+            degenerate=False, error=None, best_init=gm.restarts_[gm.best_restart_]["init"],
+        )  # fmt: skip
+    row["seconds"] = time.perf_counter() - started
+    return row, fitted
+
+
 def select_model(
     X: ArrayLike,
     n_components: Iterable[int] = range(1, 9),
@@ -50,6 +103,7 @@ def select_model(
     random_state: int | None = 0,
     callback: Callable[[dict[str, Any]], None] | None = None,
     warm_start: GaussianMixture | None = None,
+    n_jobs: int = 1,
     **gm_kwargs: Any,
 ) -> SelectionResult:
     """Fit every (K, covariance type) candidate and pick the best by ``criterion``.
@@ -66,12 +120,22 @@ def select_model(
     one) and ``best_init`` (the start of the kept restart: "warm", "k-means++", …).
     ``X`` may also be a :class:`~em_core.sources.ChunkSource` (e.g. a Parquet or Dask source of
     :mod:`em_core.backends`): every candidate is then fitted with ``fit_source``.
+
+    ``n_jobs`` (-1 = every core): candidates are fitted in that many *spawned* worker processes
+    (one kernel and BLAS thread each; initialisation is serial numpy, so processes use the cores
+    where kernel threads cannot). The data is pickled once and sent once to each worker, longer
+    candidates (larger K, full covariances) start first, and ``callback`` runs here in
+    completion order; ``table``, ``best`` and ``models`` equal the serial run's except the
+    ``seconds`` field. With one candidate, or data that cannot be pickled (a DaskSource holds a
+    client, and its cluster already parallelises the E-steps), the fit stays serial. As with any
+    spawn pool, a script calling this needs an ``if __name__ == "__main__":`` guard.
     """
+    workers = _check_n_jobs(n_jobs)
     check_criterion(criterion)
     if random_state is not None and not isinstance(random_state, int):
         raise ValueError("select_model needs an int (or None) random_state")
     check_random_state(random_state)
-    is_source = hasattr(X, "map_reduce") and hasattr(X, "sample")
+    is_source = _is_source(X)
     if not is_source:
         X = check_data(X)
     n = X.n_samples if is_source else X.shape[0]
@@ -87,8 +151,6 @@ def select_model(
     if ks[0] > n:
         raise ValueError(f"X has {n} rows, fewer than the smallest n_components={ks[0]}")
 
-    table: list[dict[str, Any]] = []
-    models: dict[tuple[int, str], GaussianMixture | None] = {}
     candidates = [(k, ct) for ct in cov_types for k in ks]
     warm_key = None
     if warm_start is not None:
@@ -98,9 +160,10 @@ def select_model(
             raise ValueError(
                 f"warm_start has {warm_start.means_.shape[1]} features, the data {n_features}"
             )
-    for index, (k, ct) in enumerate(candidates):
+    tasks = []
+    for k, ct in candidates:
         seed = None if random_state is None else candidate_seed(random_state, k, ct)
-        kwargs = dict(gm_kwargs, n_init=n_init)
+        kwargs = dict(gm_kwargs, n_init=n_init, random_state=seed)
         warm = (k, ct) == warm_key
         if warm:
             kwargs.update(
@@ -109,36 +172,23 @@ def select_model(
                 precisions_init=warm_start.precisions_,
                 n_init=n_init + 1,
             )
-        gm = GaussianMixture(k, covariance_type=ct, random_state=seed, **kwargs)
-        row: dict[str, Any] = {"n_components": k, "covariance_type": ct, "warm_start": warm}
-        started = time.perf_counter()
-        try:
-            if k > n:
-                raise ValueError(f"X has {n} rows, fewer than n_components={k}")
-            if is_source:
-                gm.fit_source(X)
-            else:
-                gm.fit(X)
-        except (DegenerateFitError, ValueError) as exc:
-            models[(k, ct)] = None
-            row.update(
-                log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
-                converged=False, n_iter=None, degenerate=isinstance(exc, DegenerateFitError),
-                error=str(exc), best_init=None,
-            )  # fmt: skip
-        else:
-            models[(k, ct)] = gm
-            ll, p = gm.log_likelihood_, gm.n_parameters
-            bic = -2.0 * ll + p * np.log(n)
-            row.update(
-                log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
-                icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
-                degenerate=False, error=None, best_init=gm.restarts_[gm.best_restart_]["init"],
-            )  # fmt: skip
-        row["seconds"] = time.perf_counter() - started
-        table.append(row)
+        tasks.append((n, k, ct, warm, kwargs))
+    results: Iterator[tuple[int, tuple[dict[str, Any], GaussianMixture | None]]]
+    workers = min(workers, len(tasks))
+    payload = pickled_or_none(X) if workers > 1 else None
+    if payload is None:
+        results = ((i, _fit_candidate(X, *task)) for i, task in enumerate(tasks))
+    else:
+        order = sorted(range(len(tasks)), key=lambda i: (-tasks[i][1], _COST_RANK[tasks[i][2]], i))
+        results = map_in_processes(_fit_candidate, payload, tasks, order, workers)
+    rows: dict[int, dict[str, Any]] = {}
+    fitted: dict[int, GaussianMixture | None] = {}
+    for index, (row, gm) in results:
+        rows[index], fitted[index] = row, gm
         if callback is not None:
             callback({"index": index, "total": len(candidates), **row})
+    table = [rows[i] for i in range(len(candidates))]
+    models = {key: fitted[i] for i, key in enumerate(candidates)}
 
     scored = [i for i, row in enumerate(table) if row[criterion] is not None]
     if not scored:
