@@ -102,9 +102,12 @@ def run_em(
     n = source.n_samples
     run = EMRun(params)
     prev = -np.inf
+    complete = bool(getattr(source, "known_complete", False))
     for it in range(max_iter + 1):
         current = run.params
-        stats: SufficientStats = source.map_reduce(lambda X, p=current: summarize(X, p))
+        stats: SufficientStats = source.map_reduce(
+            lambda X, p=current: summarize(X, p, known_complete=complete)
+        )
         ll = stats.log_likelihood
         if not np.isfinite(ll):
             run.degenerate = "log-likelihood is not finite"

@@ -209,16 +209,18 @@ def summarize(
     stats: SufficientStats | None = None,
     *,
     incomplete_path: bool = False,
+    known_complete: bool = False,
 ) -> SufficientStats:
     """E-step over one chunk of rows: add its sufficient statistics to ``stats`` (or new ones).
 
     The statistics are taken around the current means (``stats.shift = params.means``).
     ``incomplete_path=True`` sends complete rows through the missing-data kernels too (they must
-    agree with the complete-data ones; the tests use it).
+    agree with the complete-data ones; the tests use it). ``known_complete=True`` (the source
+    checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration.
     """
     if stats is None:
         stats = SufficientStats.zeros(params.covariance_type, params.means)
-    if not incomplete_path and not _may_have_nan(X):
+    if not incomplete_path and (known_complete or not _may_have_nan(X)):
         _add_kernel_stats(complete_stats, X, params, stats)
         return stats
     missing = np.isnan(X)

@@ -62,6 +62,8 @@ class ArraySource:
     With ``group_patterns=True`` and missing cells present, chunks follow an order that groups
     rows by missingness pattern (an int64 index, not a copy of X), so each pattern's
     factorisations are paid once per chunk rather than scattered across many small groups.
+    ``known_complete`` is True when X holds no NaN (checked once here, so the E-step need not
+    scan every chunk on every iteration).
     """
 
     def __init__(self, X: FloatArray, chunk_size: int, *, group_patterns: bool = False) -> None:
@@ -69,10 +71,9 @@ class ArraySource:
         self.n_samples, self.n_features = X.shape
         self.chunk_size = int(chunk_size)
         self.order = None
-        if group_patterns:
-            missing = np.isnan(X)
-            if missing.any():
-                self.order = np.argsort(pattern_keys(missing), kind="stable")
+        self.known_complete = not np.isnan(X).any()
+        if group_patterns and not self.known_complete:
+            self.order = np.argsort(pattern_keys(np.isnan(X)), kind="stable")
 
     def chunks(self) -> Iterator[FloatArray]:
         for start in range(0, self.n_samples, self.chunk_size):

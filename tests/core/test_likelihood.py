@@ -102,7 +102,7 @@ def test_no_nan_incomplete_path_equals_complete_path(covariance_type, monkeypatc
     complete = GaussianMixture(3, **kwargs).fit(X)
     import em_core.em as em_module
 
-    def forced(X, params, stats=None):
+    def forced(X, params, stats=None, **_):
         return summarize(X, params, stats, incomplete_path=True)
 
     monkeypatch.setattr(em_module, "summarize", forced)
