@@ -10,6 +10,8 @@
   and registry URI.
 - ``EM_SEGMENTS_DASK_SCHEDULER`` (default unset = in memory): Dask scheduler address on which
   the model selection's E-steps run.
+- ``EM_SEGMENTS_N_JOBS`` (default ``1``): worker processes fitting the model-selection candidates
+  in parallel (``-1`` = every core); ignored with a Dask scheduler.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ TIMEZONE_ENV = "EM_SEGMENTS_TIMEZONE"
 START_DATE_ENV = "EM_SEGMENTS_START_DATE"
 MLFLOW_URI_ENV = "EM_SEGMENTS_MLFLOW_TRACKING_URI"
 DASK_SCHEDULER_ENV = "EM_SEGMENTS_DASK_SCHEDULER"
+N_JOBS_ENV = "EM_SEGMENTS_N_JOBS"
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -55,3 +58,12 @@ def mlflow_tracking_uri(home: Path) -> str:
 
 def dask_scheduler_address() -> str:
     return os.environ.get(DASK_SCHEDULER_ENV, "")
+
+
+def n_jobs() -> int:
+    raw = os.environ.get(N_JOBS_ENV, "").strip()
+    try:
+        return int(raw) if raw else 1
+    except ValueError:
+        msg = f"{N_JOBS_ENV} must be an integer (-1 = every core), got {raw!r}"
+        raise ValueError(msg) from None

@@ -289,17 +289,31 @@ class ComputeBackend(dg.ConfigurableResource):
     cluster. With a scheduler address the feature matrix is scattered to the workers as a Dask
     array (``partition_rows`` rows per block), every E-step summary is computed there and
     tree-reduced, and only the M-step runs here; the fit equals the in-memory one. Workers need
-    the same Python environment (em_core importable)."""
+    the same Python environment (em_core importable). In memory, ``n_jobs`` worker processes
+    fit the candidates in parallel."""
 
     dask_scheduler_address: str = Field(
         default="",
         description="Dask scheduler address, e.g. tcp://scheduler:8786; empty = in memory.",
     )
     partition_rows: int = Field(default=1_000_000, description="Rows per Dask block.")
+    n_jobs: int = Field(
+        default=1,
+        description="In memory: worker processes fitting the model-selection candidates in "
+        "parallel (1 = serial, -1 = every core; env EM_SEGMENTS_N_JOBS). Ignored with a Dask "
+        "scheduler, whose workers already parallelise the E-steps.",
+    )
 
     @property
     def name(self) -> str:
-        return f"dask ({self.dask_scheduler_address})" if self.dask_scheduler_address else "memory"
+        if self.dask_scheduler_address:
+            return f"dask ({self.dask_scheduler_address})"
+        return "memory" if self.n_jobs == 1 else f"memory, n_jobs={self.n_jobs}"
+
+    @property
+    def selection_n_jobs(self) -> int:
+        """``n_jobs`` for ``em_core.select_model``: 1 on a Dask cluster."""
+        return 1 if self.dask_scheduler_address else self.n_jobs
 
     @contextmanager
     def data(self, X: np.ndarray) -> Iterator[Any]:
@@ -344,7 +358,9 @@ def default_resources(
             tracking_uri=settings.mlflow_tracking_uri(home_path),
             artifact_location=(home_path / "mlartifacts").as_uri(),
         ),
-        "compute": ComputeBackend(dask_scheduler_address=settings.dask_scheduler_address()),
+        "compute": ComputeBackend(
+            dask_scheduler_address=settings.dask_scheduler_address(), n_jobs=settings.n_jobs()
+        ),
     }
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from em_core import DaskSource, select_model
-from em_pipeline.defs.resources import ComputeBackend
+from em_pipeline import settings
+from em_pipeline.defs.resources import ComputeBackend, default_resources
 
 
 def _data():
@@ -19,6 +20,19 @@ def test_in_memory_backend_hands_over_the_matrix():
     X = _data()
     with ComputeBackend().data(X) as data:
         assert data is X
+
+
+def test_n_jobs_comes_from_the_environment_and_is_ignored_on_dask(monkeypatch, tmp_path):
+    assert ComputeBackend().selection_n_jobs == 1
+    monkeypatch.setenv(settings.N_JOBS_ENV, "-1")
+    compute = default_resources(tmp_path)["compute"]
+    assert compute.n_jobs == -1 and compute.selection_n_jobs == -1
+    assert compute.name == "memory, n_jobs=-1"
+    dask = ComputeBackend(dask_scheduler_address="tcp://scheduler:8786", n_jobs=2)
+    assert dask.selection_n_jobs == 1
+    monkeypatch.setenv(settings.N_JOBS_ENV, "two")
+    with pytest.raises(ValueError, match=settings.N_JOBS_ENV):
+        settings.n_jobs()
 
 
 def test_dask_backend_gives_the_in_memory_selection():

@@ -196,6 +196,7 @@ def segment_model(
                 reg_covar=config.reg_covar,
                 init=config.init,
                 warm_start=warm,
+                n_jobs=compute.selection_n_jobs,
             )
     except ValueError as e:
         tracker.finish(parent, "FAILED")
