@@ -1,12 +1,14 @@
 """Model-selection sweep wall time: K = 1..8 × 4 covariance types × restarts on 10^6 customers.
 
-Runs em_core.select_model twice on the same generated data (d = 6, a few latent segments,
-optional MCAR cells): once with the numba kernels on one thread (serial) and once on all
-threads (parallel inside the kernels), reports both wall times and the speed-up, and prints
-progress per candidate. Both runs must choose the same model.
+Runs em_core.select_model three times on the same generated data (d = 6, a few latent segments,
+optional MCAR cells): with the numba kernels on one thread (serial), on all threads (parallel
+inside the kernels), and with ``n_jobs`` worker processes fitting candidates side by side (one
+kernel thread each; "processes"). Reports the wall times and speed-ups versus serial, and prints
+progress per candidate. All runs must choose the same model.
 
     .venv/bin/python bench/sweep.py                 # n = 10^6, d = 6
     .venv/bin/python bench/sweep.py --n 200000      # quicker
+    .venv/bin/python bench/sweep.py --n-jobs 4      # processes run with 4 workers
 """
 
 import argparse
@@ -31,15 +33,16 @@ def make_customers(n: int, d: int, k: int, missing: float, seed: int = 0) -> np.
     return X
 
 
-def sweep(X, threads: int, args) -> tuple[float, object]:
-    numba.set_num_threads(threads)
+def sweep(X, threads: int, args, n_jobs: int = 1) -> tuple[float, object]:
+    numba.set_num_threads(threads)  # with n_jobs > 1 the workers set their own (1 each)
+    label = f"{threads} thr" if n_jobs == 1 else f"{n_jobs} proc"
     started = time.perf_counter()
 
     def progress(row):
         elapsed = time.perf_counter() - started
         bic = "failed" if row["bic"] is None else f"{row['bic']:.0f}"
         print(
-            f"  [{threads} thr] {row['index'] + 1:>2}/{row['total']} K={row['n_components']} "
+            f"  [{label}] {row['index'] + 1:>2}/{row['total']} K={row['n_components']} "
             f"{row['covariance_type']:<9} bic={bic} "
             f"iter={row['n_iter']} {row['seconds']:.1f}s (total {elapsed:.0f}s)",
             flush=True,
@@ -47,7 +50,7 @@ def sweep(X, threads: int, args) -> tuple[float, object]:
 
     res = select_model(
         X, range(1, args.k_max + 1), ("full", "diag", "spherical", "tied"), n_init=args.n_init,
-        random_state=0, max_iter=args.max_iter, tol=args.tol, callback=progress,
+        random_state=0, max_iter=args.max_iter, tol=args.tol, callback=progress, n_jobs=n_jobs,
     )  # fmt: skip
     return time.perf_counter() - started, res
 
@@ -62,6 +65,7 @@ def main() -> None:
     ap.add_argument("--max-iter", type=int, default=100)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--missing", type=float, default=0.0)
+    ap.add_argument("--n-jobs", type=int, default=2, help="worker processes of the third run")
     args = ap.parse_args()
     X = make_customers(args.n, args.d, args.true_k, args.missing)
     all_threads = numba.config.NUMBA_NUM_THREADS
@@ -71,12 +75,18 @@ def main() -> None:
     )
     serial_s, serial = sweep(X, 1, args)
     parallel_s, parallel = sweep(X, all_threads, args)
+    processes_s, processes = sweep(X, 1, args, n_jobs=args.n_jobs)
     best = parallel.table[parallel.best_index]
     assert serial.best_index == parallel.best_index, "serial and parallel chose different models"
+    assert serial.best_index == processes.best_index, "serial and processes chose different models"
     print(f"\nchosen: K={best['n_components']} {best['covariance_type']}")
-    print(f"serial (1 thread):      {serial_s:8.1f} s")
-    print(f"parallel ({all_threads} threads):   {parallel_s:8.1f} s")
-    print(f"speed-up:               {serial_s / parallel_s:8.2f}×")
+    runs = [
+        ("serial (1 thread)", serial_s),
+        (f"parallel ({all_threads} threads)", parallel_s),
+        (f"processes (n_jobs={args.n_jobs})", processes_s),
+    ]
+    for name, seconds in runs:
+        print(f"{name + ':':<24}{seconds:8.1f} s   speed-up {serial_s / seconds:5.2f}×")
 
 
 if __name__ == "__main__":
