@@ -59,7 +59,7 @@ if HAVE_NUMBA:  # pragma: no branch
     import numba
     from numba import njit, prange
 
-    from ._fast_kernels import _normalise_block
+    from ._fast_kernels import _add_weighted_gram, _normalise_block, _scatter_gram
 
     _JIT = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
 
@@ -322,6 +322,7 @@ if HAVE_NUMBA:  # pragma: no branch
             RC = np.empty((K, block))
             Zk = np.empty((d, K))
             Wt = np.empty((d + 1, block))
+            S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
             y = np.empty(block)
             maha = np.empty(block)
             rowmax = np.empty(block)
@@ -481,27 +482,15 @@ if HAVE_NUMBA:  # pragma: no branch
                     if not used[k]:
                         continue
                     Dk = D[k]
-                    if nb < block:  # padding columns: finite, with zero responsibility
-                        for a in range(d):
-                            for r in range(nb, block):
-                                Dk[a, r] = 0.0
                     if has_off:
                         for a in range(d):
                             t = off[k, a]
                             for r in range(nb):
                                 Dk[a, r] += t
-                    Ek = E[k]
-                    for a in range(d):
-                        for r in range(block):
-                            Wt[a, r] = Ek[r] * Dk[a, r]
-                    for r in range(block):
-                        Wt[d, r] = Ek[r]
-                    S = np.dot(Wt, Dk.T)  # [[Σ r z zᵀ, Σ r z], [Σ r zᵀ, Σ r]]
-                    for a in range(d):
-                        for b in range(a, d):
-                            sxx_o[c, k, a, b] += S[a, b]
-                        sx_o[c, k, a] += S[a, d]
-                    nk_o[c, k] += S[d, d]
+                    _add_weighted_gram(E[k], Dk, Wt, nb, S[k])
+            if want_stats:
+                for k in range(K):
+                    nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
             ll_o[c] = ll
             ent_o[c] = ent
         return ll_o, ent_o
