@@ -186,8 +186,8 @@ _ROUND_SHIFT_BITS = 0x4338000000000000
 if HAVE_NUMBA:
 
     @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
-    def _exp_inplace(v, nb, ibuf):  # pragma: no cover - compiled
-        """``v[:nb] = exp(v[:nb])`` for ``v ≤ 709``, vectorisable (no libm call).
+    def _exp_diff(a, b, v, nb, ibuf):  # pragma: no cover - compiled
+        """``v[:nb] = exp(a[:nb] − b[:nb])`` for ``a − b ≤ 709``, vectorisable (no libm call).
 
         Cody–Waite reduction ``x = t log 2 + f``, ``|f| ≤ ½ log 2``, degree-12 Taylor polynomial
         in Horner form, ``2^t`` assembled from its bits. ``t`` is rounded by adding 1.5·2⁵²,
@@ -197,7 +197,7 @@ if HAVE_NUMBA:
         """
         fbuf = ibuf.view(np.float64)
         for r in range(nb):
-            x = v[r]
+            x = a[r] - b[r]
             ok = x >= _EXP_MIN
             x = x if ok else _EXP_MIN
             y = x * _LOG2E + _ROUND_SHIFT
@@ -453,45 +453,42 @@ if HAVE_NUMBA:
 
         ``e_k = exp(L_k - max)``, ``s = Σ_k e_k``, ``lpn = max + log s``, ``r_k = e_k / s``,
         ``log r_k = L_k - max - log s``. Returns ``(Σ_r lpn_r, -Σ_r Σ_k r_k log r_k)``.
+        Scaling and entropy share one pass per component.
         """
         K = L.shape[0]
         block = E.shape[1]
+        fbuf = ibuf.view(np.float64)  # scratch once the exps are done
         for r in range(nb):
             acc[r] = 0.0
         for k in range(K):
+            Ek = E[k]
             if active[k]:
+                _exp_diff(L[k], rowmax, Ek, nb, ibuf)
                 for r in range(nb):
-                    E[k, r] = L[k, r] - rowmax[r]
-                _exp_inplace(E[k], nb, ibuf)
-                for r in range(nb):
-                    acc[r] += E[k, r]
+                    acc[r] += Ek[r]
             else:
                 for r in range(nb):
-                    E[k, r] = 0.0
+                    Ek[r] = 0.0
             for r in range(nb, block):
-                E[k, r] = 0.0
+                Ek[r] = 0.0
         for r in range(nb):
             s = acc[r]
-            lsr = math.log(s)
-            ls[r] = lsr
+            ls[r] = math.log(s)
             acc[r] = 1.0 / s
+            fbuf[r] = rowmax[r] + ls[r]
+        ll = _sum4(fbuf, nb)
+        for r in range(nb):
+            fbuf[r] = 0.0
         for k in range(K):
             if active[k]:
+                Ek = E[k]
+                Lk = L[k]
                 for r in range(nb):
-                    E[k, r] *= acc[r]
-        # acc <- per-row lpn, then per-row entropy
-        for r in range(nb):
-            acc[r] = rowmax[r] + ls[r]
-        ll = _sum4(acc, nb)
-        for r in range(nb):
-            acc[r] = 0.0
-        for k in range(K):
-            if active[k]:
-                for r in range(nb):
-                    rk = E[k, r]
-                    t = rk * (L[k, r] - rowmax[r] - ls[r])
-                    acc[r] -= t if rk > 0.0 else 0.0
-        return ll, _sum4(acc, nb)
+                    rk = Ek[r] * acc[r]
+                    Ek[r] = rk
+                    t = rk * (Lk[r] - rowmax[r] - ls[r])
+                    fbuf[r] -= t if rk > 0.0 else 0.0
+        return ll, _sum4(fbuf, nb)
 
     def _estep_kernel(
         X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks, margin,
