@@ -3,16 +3,13 @@
 Each candidate's seed depends only on (random_state, K, covariance type) and a worker runs the
 same per-candidate code on the same data, so everything but the wall-clock ``seconds`` must be
 bit-for-bit the serial run's. Workers run the kernels on one numba thread, i.e. the serial
-kernel variants; for incomplete diag/spherical data those round one ulp differently from the
-parallel variants (the BLAS dot in the masked kernel), so the sweep with missing cells compares
-against a serial run on one thread, and the complete-data Parquet sweep against the default one.
+kernel variants, which give the same bits as the parallel ones (chunking does not depend on
+the thread count), so both sweeps compare against a default serial run.
 Spawned workers take ~1-2 s to import em_core: each pool is started once per module.
 """
 
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +17,6 @@ import pytest
 
 import em_core.selection
 from em_core import ConvergenceWarning, GaussianMixture, ParquetSource, select_model
-from em_core._fast_kernels import HAVE_NUMBA, numba
 from em_core.sources import ArraySource
 
 from .conftest import make_mixture, mcar
@@ -66,20 +62,6 @@ def _sweep(X, **kw) -> tuple[em_core.SelectionResult, list[str]]:
     return res, sorted({str(w.message) for w in caught if w.category is ConvergenceWarning})
 
 
-@contextmanager
-def one_kernel_thread() -> Iterator[None]:
-    """Run the serial kernel variants, as the workers do."""
-    if not HAVE_NUMBA:
-        yield
-        return
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data() -> np.ndarray:
     """3000 × 3 mixture with 10% MCAR cells, so the incomplete-data kernels run too."""
@@ -91,8 +73,7 @@ def runs(data) -> Runs:
     """One serial and one n_jobs=2 sweep, both warm-started from a champion fitted on half the
     rows (max_iter=8 leaves some candidates unconverged, so workers raise warnings)."""
     champion = GaussianMixture(2, covariance_type="diag", random_state=0).fit(data[::2])
-    with one_kernel_thread():
-        serial, serial_warnings = _sweep(data, warm_start=champion)
+    serial, serial_warnings = _sweep(data, warm_start=champion)
     rows: list[dict] = []
     parallel, parallel_warnings = _sweep(data, warm_start=champion, n_jobs=2, callback=rows.append)
     return Runs(serial, parallel, serial_warnings, parallel_warnings, rows, champion)
