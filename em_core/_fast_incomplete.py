@@ -51,6 +51,7 @@ from ._fast_kernels import (
     DEFAULT_BLOCK_SIZE,
     HAVE_NUMBA,
     _finish_stats,
+    _stats_buffers,
 )
 
 __all__ = ["HAVE_NUMBA", "incomplete_log_resp", "incomplete_stats", "pattern_order"]
@@ -506,7 +507,7 @@ if HAVE_NUMBA:  # pragma: no branch
     def _masked_diag_moments(Xt, Ek, c, mu, var, nb, sx, sxx):  # pragma: no cover - compiled
         """diag/spherical moments of one block and component, NaN cells taking their
         conditional moments: ``E[x − c] = μ − c`` and ``E[(x − c)²] = (μ − c)² + σ²``. Adds
-        ``Σ e E[x − c]`` to ``sx``, ``Σ e E[(x − c)²]`` to ``diag(sxx)``, returns ``Σ e``.
+        ``Σ e E[x − c]`` to ``sx``, ``Σ e E[(x − c)²]`` to ``sxx[:, 0]``, returns ``Σ e``.
         Vector reductions (``reassoc`` here only); a ``dgemv`` in their place gave the serial and
         parallel kernel variants results 1 ulp apart."""
         s0 = 0.0
@@ -528,7 +529,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 s1 += w
                 s2 += w * t if ob else w * t + Ek[r] * vm
             sx[a] += s1
-            sxx[a, a] += s2
+            sxx[a, 0] += s2
         return s0
 
     def _masked_kernel(
@@ -668,12 +669,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp):
     n, d = X.shape
     K = lw.shape[0]
     nchunks = _n_chunks(n, block)
-    if want_stats:
-        nk = np.zeros((nchunks, K))
-        sx = np.zeros((nchunks, K, d))
-        sxx = np.zeros((nchunks, K, d, d))
-    else:
-        nk, sx, sxx = np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1, 1))
+    nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, want_stats)
     if want_resp:
         lpn, lr = np.empty(n), np.empty((n, K))
     else:
