@@ -2,14 +2,17 @@
 
 Each candidate's seed depends only on (random_state, K, covariance type) and a worker runs the
 same per-candidate code on the same data, so everything but the wall-clock ``seconds`` must be
-bit-for-bit the serial run's. Workers run the kernels on one numba thread, i.e. the serial
-kernel variants, which give the same bits as the parallel ones (chunking does not depend on
-the thread count), so both sweeps compare against a default serial run.
-Spawned workers take ~1-2 s to import em_core: each pool is started once per module.
+bit-for-bit the serial run's, *given the same compiled kernels*. The kernels' vector reductions
+(``reassoc``) are laid out by LLVM, and a kernel JIT-compiled in this process can round the last
+bit differently from the same kernel loaded from numba's on-disk cache, which is what spawned
+workers run. The serial reference therefore runs in a spawned process too: like with like.
+Spawned processes take ~1-2 s to import em_core: pools are started once per module.
 """
 
+import multiprocessing
 import threading
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +65,12 @@ def _sweep(X, **kw) -> tuple[em_core.SelectionResult, list[str]]:
     return res, sorted({str(w.message) for w in caught if w.category is ConvergenceWarning})
 
 
+def in_spawned_process(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a fresh spawned process (see the module docstring)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 @pytest.fixture(scope="module")
 def data() -> np.ndarray:
     """3000 × 3 mixture with 10% MCAR cells, so the incomplete-data kernels run too."""
@@ -73,7 +82,7 @@ def runs(data) -> Runs:
     """One serial and one n_jobs=2 sweep, both warm-started from a champion fitted on half the
     rows (max_iter=8 leaves some candidates unconverged, so workers raise warnings)."""
     champion = GaussianMixture(2, covariance_type="diag", random_state=0).fit(data[::2])
-    serial, serial_warnings = _sweep(data, warm_start=champion)
+    serial, serial_warnings = in_spawned_process(_sweep, data, warm_start=champion)
     rows: list[dict] = []
     parallel, parallel_warnings = _sweep(data, warm_start=champion, n_jobs=2, callback=rows.append)
     return Runs(serial, parallel, serial_warnings, parallel_warnings, rows, champion)
@@ -110,7 +119,7 @@ def test_parquet_source_sweep_in_processes_equals_serial(tmp_path):
     path = tmp_path / "customers.parquet"
     pq.write_table(pa.table({f"x{j}": X[:, j] for j in range(3)}), path, row_group_size=700)
     source = ParquetSource(path, batch_size=1000, chunk_size=512)
-    serial = select_model(source, **SWEEP, random_state=5)
+    serial = in_spawned_process(select_model, source, **SWEEP, random_state=5)
     parallel = select_model(source, **SWEEP, random_state=5, n_jobs=2)
     assert_same_selection(parallel, serial)
 
