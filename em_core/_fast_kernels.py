@@ -81,8 +81,9 @@ except ImportError:  # pragma: no cover
 #: for full/tied (d = 16: 0.44 s at 128, 0.50 at 256, 0.60 at 512 per 10⁶ rows, one thread).
 DEFAULT_BLOCK_SIZE = 128
 #: diag/spherical have no d×d work per row; longer blocks amortise the per-(block, component)
-#: loop overhead: 10–25 % faster at 512 than at 128 for d = 4 (bench/README.md).
-DIAG_BLOCK_SIZE = 512
+#: loop overhead: at d = 4, 10⁶ rows, 2 threads, 9–16 % faster at 256 than at 128; 512 is no
+#: better on two threads (bench/README.md).
+DIAG_BLOCK_SIZE = 256
 #: Upper bound on the number of row chunks processed in parallel (one accumulator set each).
 _MAX_CHUNKS = 64
 #: Fewest row blocks per chunk: each chunk allocates and reduces its own accumulators (diag:
