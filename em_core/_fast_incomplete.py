@@ -305,9 +305,14 @@ if HAVE_NUMBA:  # pragma: no branch
 
     def _grouped_kernel(
         X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
-        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+        chunk_order, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
     ):  # fmt: skip  # pragma: no cover - compiled
-        """full (mode 0) / tied (mode 1) over rows ``perm`` (grouped by pattern)."""
+        """full (mode 0) / tied (mode 1) over rows ``perm`` (grouped by pattern).
+
+        Iteration ``i`` of the parallel loop handles chunk ``chunk_order[i]``: sorted by pattern,
+        chunks differ in cost (many rare patterns late in the order), and the threads take
+        contiguous ranges of iterations; the spread evens them out. Each chunk keeps its own
+        accumulators, so the result does not depend on the order."""
         n, d = X.shape
         K = const0.shape[0]
         KP = P.shape[0]
@@ -318,7 +323,8 @@ if HAVE_NUMBA:  # pragma: no branch
         active = np.zeros(K, dtype=np.bool_)
         for k in range(K):
             active[k] = const0[k] > -np.inf  # zero-weight components are never evaluated
-        for c in prange(nchunks):
+        for ci in prange(nchunks):
+            c = chunk_order[ci]
             Xt = np.empty((d, block))
             Zt = np.empty((d, block))
             Yt = np.empty((d, block))
@@ -636,6 +642,15 @@ def _n_chunks(n, block):
     return max(1, min(_MAX_CHUNKS, n_blocks // _MIN_BLOCKS_PER_CHUNK))
 
 
+def _spread_order(nchunks):
+    """A fixed permutation of ``range(nchunks)`` whose contiguous ranges sample the whole range
+    (stride ≈ 0.618·nchunks, coprime to it)."""
+    step = max(1, round(0.6180339887 * nchunks))
+    while math.gcd(step, nchunks) != 1:
+        step += 1
+    return (np.arange(nchunks, dtype=np.int64) * step) % nchunks
+
+
 def pattern_order(X):
     """Row order grouping equal missingness patterns (bit j = column j missing, ascending, as
     :func:`em_core.estep.pattern_keys`); ``np.arange(n)`` when X is already in that order."""
@@ -698,7 +713,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp):
         perm = pattern_order(X)
         meansT = np.ascontiguousarray(means.T)
         args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
-                want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+                _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
     use_parallel = (n > block and numba.get_num_threads() > 1) if parallel is None else parallel
     if use_parallel and _PARALLEL_LOCK.acquire(blocking=False):
