@@ -168,8 +168,8 @@ def _n_chunks(n, block):
 
 def _stats_buffers(nchunks, K, d, mode, want_stats):
     """Per-chunk accumulators ``nk``, ``sx``, ``sxx``; diag/spherical keep only the diagonal of
-    ``sxx``, as (nchunks, K, d, 1): (K, d, d) per chunk cost more to zero and reduce than the
-    E-step itself at n = 10⁵, d = 16. Dummies when no statistics are wanted."""
+    ``sxx``, as (nchunks, K, d, 1): zeroing and reducing (K, d, d) per chunk cost ≈0.35 ms of a
+    ≈10 ms iteration at n = 10⁵, d = 16, K = 10. Dummies when no statistics are wanted."""
     if not want_stats:
         return np.zeros((1, 1)), np.zeros((1, 1, 1)), np.zeros((1, 1, 1, 1))
     return (
@@ -211,8 +211,8 @@ if HAVE_NUMBA:
         Cody–Waite reduction ``x = t log 2 + f``, ``|f| ≤ ½ log 2``, degree-12 Taylor polynomial
         in Horner form, ``2^t`` assembled from its bits. ``t`` is rounded by adding 1.5·2⁵²,
         which leaves it in the low mantissa bits: no float-to-int conversion, which AVX2 lacks
-        and which kept the loop scalar. Measured error ≤ 1.5 ulp against libm on [-708, 0];
-        arguments below -708 (and -inf) give exactly 0.0.
+        and which kept the loop scalar. Measured error ≤ 2 ulp against libm on [-708, 709]
+        (2.5·10⁶ random arguments); arguments below -708 (and -inf) give exactly 0.0.
         """
         fbuf = ibuf.view(np.float64)
         for r in range(nb):
