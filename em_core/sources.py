@@ -71,9 +71,10 @@ class ArraySource:
         self.n_samples, self.n_features = X.shape
         self.chunk_size = int(chunk_size)
         self.order = None
-        self.known_complete = not np.isnan(X).any()
+        missing = np.isnan(X)
+        self.known_complete = not missing.any()
         if group_patterns and not self.known_complete:
-            self.order = np.argsort(pattern_keys(np.isnan(X)), kind="stable")
+            self.order = np.argsort(pattern_keys(missing), kind="stable")
 
     def chunks(self) -> Iterator[FloatArray]:
         for start in range(0, self.n_samples, self.chunk_size):
