@@ -60,28 +60,47 @@ class ArraySource:
     """An in-memory (n, d) array walked in chunks of ``chunk_size`` rows.
 
     With ``group_patterns=True`` and missing cells present, chunks follow an order that groups
-    rows by missingness pattern (an int64 index, not a copy of X), so each pattern's
-    factorisations are paid once per chunk rather than scattered across many small groups.
+    rows by missingness pattern, so each pattern's factorisations are paid once per chunk rather
+    than scattered across many small groups. The rows are gathered into that order once, into a
+    copy, when the copy takes at most ``max_copy_bytes``; above that they are gathered chunk by
+    chunk on every pass (an int64 index, no copy), which cost 34 ms per pass at 10⁶ × 16 — a
+    quarter of a complete-data iteration. The chunks are the same either way.
     ``known_complete`` is True when X holds no NaN (checked once here, so the E-step need not
     scan every chunk on every iteration).
     """
 
-    def __init__(self, X: FloatArray, chunk_size: int, *, group_patterns: bool = False) -> None:
+    #: Default cap on the pattern-sorted copy (bytes).
+    MAX_COPY_BYTES = 1 << 30
+
+    def __init__(
+        self,
+        X: FloatArray,
+        chunk_size: int,
+        *,
+        group_patterns: bool = False,
+        max_copy_bytes: int | None = None,
+    ) -> None:
         self.X = X
         self.n_samples, self.n_features = X.shape
         self.chunk_size = int(chunk_size)
         self.order = None
+        self._sorted = None
         missing = np.isnan(X)
         self.known_complete = not missing.any()
         if group_patterns and not self.known_complete:
             self.order = np.argsort(pattern_keys(missing), kind="stable")
+            cap = self.MAX_COPY_BYTES if max_copy_bytes is None else max_copy_bytes
+            if X.nbytes <= cap:  # np.take: 5× faster than fancy indexing for short rows
+                self._sorted = np.take(X, self.order, axis=0)
 
     def chunks(self) -> Iterator[FloatArray]:
         for start in range(0, self.n_samples, self.chunk_size):
             stop = min(start + self.chunk_size, self.n_samples)
             if self.order is None:
                 yield self.X[start:stop]
-            else:  # np.take: 5× faster than fancy indexing for short rows
+            elif self._sorted is not None:
+                yield self._sorted[start:stop]
+            else:
                 yield np.take(self.X, self.order[start:stop], axis=0)
 
     def map_reduce(self, fn: Callable[[FloatArray], T]) -> T:
