@@ -223,13 +223,13 @@ def summarize(
     if not incomplete_path and (known_complete or not _may_have_nan(X)):
         _add_kernel_stats(complete_stats, X, params, stats)
         return stats
+    if USE_FAST_INCOMPLETE:  # handles complete rows too: no (n, d) mask needed
+        _add_kernel_stats(incomplete_stats, X, params, stats)
+        return stats
     missing = np.isnan(X)
     ct = params.covariance_type
     if not missing.any() and not incomplete_path:
         groups = [(slice(None), None)]
-    elif USE_FAST_INCOMPLETE:
-        _add_kernel_stats(incomplete_stats, X, params, stats)
-        return stats
     elif ct in ("diag", "spherical"):
         groups = [(slice(None), "masked")]
     else:
