@@ -67,7 +67,12 @@ if HAVE_NUMBA:  # pragma: no branch
     import numba
     from numba import njit, prange
 
-    from ._fast_kernels import _add_weighted_gram, _normalise_block, _scatter_gram
+    from ._fast_kernels import (
+        _add_weighted_gram,
+        _block_scratch,
+        _normalise_block,
+        _scatter_gram,
+    )
 
     _JIT = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
 
@@ -339,12 +344,7 @@ if HAVE_NUMBA:  # pragma: no branch
             S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
             y = np.empty(block)
             maha = np.empty(block)
-            rowmax = np.empty(block)
-            ls = np.empty(block)
-            acc = np.empty(block)
-            ibuf = np.empty(block, dtype=np.int64)
-            L = np.empty((K, block))
-            E = np.empty((K, block))
+            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
             used = np.zeros(K, dtype=np.bool_)
             # the current pattern and its factors
             cur = np.zeros(d, dtype=np.bool_)
@@ -553,12 +553,7 @@ if HAVE_NUMBA:  # pragma: no branch
             Xt = np.zeros((d, block))  # zero: padding columns must stay finite
             maha = np.empty(block)
             rc = np.empty(block)
-            rowmax = np.empty(block)
-            ls = np.empty(block)
-            acc = np.empty(block)
-            ibuf = np.empty(block, dtype=np.int64)
-            L = np.empty((K, block))
-            E = np.empty((K, block))
+            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
             active = np.zeros(K, dtype=np.bool_)
             ll = 0.0
             ent = 0.0

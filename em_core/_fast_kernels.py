@@ -463,6 +463,19 @@ if HAVE_NUMBA:
         return (a0 + a1) + (a2 + a3)
 
     @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    def _block_scratch(K, block):  # pragma: no cover - compiled
+        """Per-chunk buffers of ``_block_log_prob``/``_normalise_block``, shared by every kernel:
+        ``(rowmax, ls, acc, ibuf, L, E)``."""
+        return (
+            np.empty(block),
+            np.empty(block),
+            np.empty(block),
+            np.empty(block, dtype=np.int64),
+            np.empty((K, block)),
+            np.empty((K, block)),
+        )
+
+    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
     def _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf):  # pragma: no cover
         """Responsibilities of one block into ``E`` (zero in padding columns ``r ≥ nb``).
 
@@ -534,12 +547,7 @@ if HAVE_NUMBA:
             Yt = np.empty((d, ld))
             y = np.empty(block)
             maha = np.empty(block)
-            rowmax = np.empty(block)
-            ls = np.empty(block)
-            acc = np.empty(block)
-            ibuf = np.empty(block, dtype=np.int64)
-            L = np.empty((K, block))
-            E = np.empty((K, block))
+            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
             active = np.zeros(K, dtype=np.bool_)
             ll = 0.0
             ent = 0.0
