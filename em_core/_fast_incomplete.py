@@ -45,8 +45,8 @@ import types
 import numpy as np
 
 from ._fast_kernels import (
-    _FASTMATH,
-    _FASTMATH_REDUCE,
+    _JIT_OPTS,
+    _JIT_REDUCE_OPTS,
     _PARALLEL_LOCK,
     DEFAULT_BLOCK_SIZE,
     HAVE_NUMBA,
@@ -74,7 +74,7 @@ if HAVE_NUMBA:  # pragma: no branch
         _scatter_gram,
     )
 
-    _JIT = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    _JIT = _JIT_OPTS
 
     @njit(**_JIT)
     def _row_keys(X):  # pragma: no cover - compiled
@@ -509,7 +509,7 @@ if HAVE_NUMBA:  # pragma: no branch
             ent_o[c] = ent
         return ll_o, ent_o
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH_REDUCE, boundscheck=False)
+    @njit(**_JIT_REDUCE_OPTS)
     def _masked_diag_moments(Xt, Ek, c, mu, var, nb, sx, sxx):  # pragma: no cover - compiled
         """diag/spherical moments of one block and component, NaN cells taking their
         conditional moments: ``E[x − c] = μ − c`` and ``E[(x − c)²] = (μ − c)² + σ²``. Adds
@@ -520,14 +520,13 @@ if HAVE_NUMBA:  # pragma: no branch
         for r in range(nb):
             s0 += Ek[r]
         for a in range(Xt.shape[0]):
-            x = Xt[a]
             cx = c[a]
             cm = mu[a] - cx
             vm = var[a]
             s1 = 0.0
             s2 = 0.0
             for r in range(nb):
-                xr = x[r]
+                xr = Xt[a, r]
                 ob = xr == xr
                 t = xr - cx
                 t = t if ob else cm

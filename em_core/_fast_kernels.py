@@ -50,6 +50,7 @@ import math
 import os
 import threading
 import types
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,6 +99,11 @@ _FASTMATH = {"contract"}
 #: For pure sums of finite products only: lets LLVM vectorise the reduction (summation order).
 _FASTMATH_REDUCE = {"contract", "reassoc", "nsz"}
 _COV_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
+#: numba options of every kernel. ``error_model="numpy"``: a float division by zero gives inf
+#: (as in numpy) instead of raising, so numba emits no zero test per division; with the test,
+#: LLVM kept every loop that divides scalar (the per-row 1/s, the factorisations' 1/√·).
+_JIT_OPTS = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False, error_model="numpy")
+_JIT_REDUCE_OPTS = {**_JIT_OPTS, "fastmath": _FASTMATH_REDUCE}
 
 # The workqueue threading layer must not be entered by two threads at once; a second concurrent
 # caller (a Dask worker thread, say) runs the serial kernel instead of waiting.
@@ -161,6 +167,49 @@ def _prepare(X, log_weights, means, precisions_chol, covariance_type):
     return X, const, means, P, Pd, mP, mode, tri, order
 
 
+#: Largest |μ_kj − g_j| / σ_kj (or |c_kj − g_j| / σ_kj) for which a diag/spherical component's
+#: moments are taken about the common centre g: moving them to c_k afterwards then loses at most
+#: ~(1 + 32)² ulp, ≈ 2e-13 relative.
+_CENTRE_MAX_SIGMAS = 32.0
+
+
+class _Centre(NamedTuple):
+    """Where the rows are centred when they are transposed: ``x' = x − g``.
+
+    diag/spherical: ``g`` is the median of the component means. Components within
+    ``_CENTRE_MAX_SIGMAS`` of it (``near[k]``) take their log-densities from ``x'`` and ``μ' =
+    μ − g`` (``mc``), and their moments about ``g`` as plain sums of ``e x'`` and ``e x'²``,
+    four components and two features per pass (``_centred_moments``: two FMAs per term instead
+    of four operations), moved to ``c_k`` at the end of each chunk (``cshift = c − g``)::
+
+        Σ e (x − c) = S₁ − c' S₀,   Σ e (x − c)² = S₂ − 2 c' S₁ + c'² S₀
+
+    That identity cancels when c' is many σ away, so a component far from ``g`` keeps the direct
+    form on uncentred rows (``any_far``). full/tied: ``g = 0`` (``x − 0`` is ``x``, bitwise).
+    """
+
+    g: np.ndarray
+    near: np.ndarray
+    any_far: bool
+    mc: np.ndarray
+    cshift: np.ndarray
+
+
+def _centre(const, means, Pd, shift, mode):
+    K, d = means.shape
+    if mode != 2:
+        return _Centre(np.zeros(d), np.zeros(K, dtype=np.bool_), False, means, means)
+    live = const > -np.inf
+    # the median: one remote component does not drag the centre away from the others
+    g = np.median(means[live], axis=0) if live.any() else np.zeros(d)
+    mc = np.ascontiguousarray(means - g)
+    cshift = np.ascontiguousarray(np.asarray(shift, dtype=np.float64) - g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        reach = np.maximum(np.abs(mc), np.abs(cshift)) * Pd
+        near = np.all(reach <= _CENTRE_MAX_SIGMAS, axis=1) | ~live  # zero weight: -inf anyway
+    return _Centre(g, near, bool(np.any(~near)), mc, cshift)
+
+
 def _n_chunks(n, block):
     n_blocks = max(1, -(-n // block))
     return max(1, min(_MAX_CHUNKS, n_blocks // _MIN_BLOCKS_PER_CHUNK))
@@ -201,22 +250,33 @@ _LN2_LO = 1.90821492927058770002e-10
 _EXP_MIN = -708.0  # below this the fast exp returns 0.0 instead of a subnormal (< 3.3e-308)
 _ROUND_SHIFT = 6755399441055744.0  # 1.5·2⁵²: y = x + this rounds x to an integer, kept in y's bits
 _ROUND_SHIFT_BITS = 0x4338000000000000
+_SQRT_HALF_BITS = 0x3FE6A09E667F3BCD  # √½: log's reduction puts the mantissa in [√½, √2)
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+# fdlibm e_log.c: log(1+f) = f − hfsq + s (hfsq + R(s²)), s = f / (2 + f)
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
 
 if HAVE_NUMBA:
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
-    def _exp_diff(a, b, v, nb, ibuf):  # pragma: no cover - compiled
-        """``v[:nb] = exp(a[:nb] − b[:nb])`` for ``a − b ≤ 709``, vectorisable (no libm call).
+    @njit(**_JIT_OPTS)
+    def _exp_diff(A, k, b, V, nb, ibuf, fbuf):  # pragma: no cover - compiled
+        """``V[k, :nb] = exp(A[k, :nb] − b[:nb])`` for ``a − b ≤ 709``, vectorisable (no libm call).
 
         Cody–Waite reduction ``x = t log 2 + f``, ``|f| ≤ ½ log 2``, degree-12 Taylor polynomial
         in Horner form, ``2^t`` assembled from its bits. ``t`` is rounded by adding 1.5·2⁵²,
         which leaves it in the low mantissa bits: no float-to-int conversion, which AVX2 lacks
         and which kept the loop scalar. Measured error ≤ 2 ulp against libm on [-708, 709]
         (2.5·10⁶ random arguments); arguments below -708 (and -inf) give exactly 0.0.
+        ``fbuf`` is ``ibuf.view(np.float64)``. Rows of 2-D arrays are indexed, not passed as
+        views: every view costs an atomic incref/decref pair (≈10 % of the diag kernel).
         """
-        fbuf = ibuf.view(np.float64)
         for r in range(nb):
-            x = a[r] - b[r]
+            x = A[k, r] - b[r]
             ok = x >= _EXP_MIN
             x = x if ok else _EXP_MIN
             y = x * _LOG2E + _ROUND_SHIFT
@@ -236,31 +296,72 @@ if HAVE_NUMBA:
             p = p * f + 1.0
             p = p * f + 1.0
             fbuf[r] = y if ok else _ROUND_SHIFT - 1023.0  # bits -> biased exponent 0 -> 0.0
-            v[r] = p
+            V[k, r] = p
         for r in range(nb):
             ibuf[r] = (ibuf[r] - _ROUND_SHIFT_BITS + 1023) << 52
         for r in range(nb):
-            v[r] = v[r] * fbuf[r]
+            V[k, r] = V[k, r] * fbuf[r]
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
+    def _log_vec(v, out, nb, ibuf):  # pragma: no cover - compiled
+        """``out[:nb] = log(v[:nb])``, vectorisable (one libm call per row was ≈10 % of the
+        diag kernel at d = 16, K = 4).
+
+        ``v = 2^k m`` with ``m ∈ [√½, √2)`` taken from the bits, then fdlibm's polynomial for
+        ``log(1 + f)``, ``f = m − 1``, and ``k log 2`` in two parts. ``k`` becomes a float by the
+        1.5·2⁵² trick (AVX2 has no int64-to-double conversion). Values that are not positive
+        normal numbers (0, subnormals, inf, NaN) go to ``math.log``. Measured error ≤ 1 ulp
+        against libm (tested).
+        """
+        vi = v.view(np.int64)
+        outi = out.view(np.int64)
+        fbuf = ibuf.view(np.float64)
+        for r in range(nb):
+            ix = vi[r]
+            k = (ix - _SQRT_HALF_BITS) >> 52
+            ibuf[r] = ix - (k << 52)
+            outi[r] = _ROUND_SHIFT_BITS + k
+        for r in range(nb):
+            dk = out[r] - _ROUND_SHIFT
+            f = fbuf[r] - 1.0
+            hfsq = 0.5 * f * f
+            s = f / (2.0 + f)
+            z = s * s
+            w = z * z
+            t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+            t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+            out[r] = dk * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + dk * _LN2_LO)) - f)
+        for r in range(nb):
+            x = v[r]
+            if not (_SMALLEST_NORMAL <= x < np.inf):
+                out[r] = math.log(x)
+
+    @njit(**_JIT_OPTS)
     def _block_log_prob(
         X, b0, nb, const, means, P, Pd, mP, mode, tri, order, margin,
-        Xt, ZtK, Yt, y, maha, L, rowmax, active,
+        Xt, ZtK, Yt, y, maha, L, rowmax, active, ctr, Xu,
     ):  # fmt: skip  # pragma: no cover - compiled
         """Log-probabilities ``L[k, r] = log w_k + log N(x_{b0+r} | k)`` of one block.
 
         The block's rows are first transposed into ``Xt`` (d, block): every inner loop then runs
-        over rows, i.e. over independent lanes, and vectorises without re-association. 'full'
-        leaves ``x − μ_k`` in ``ZtK[k]`` for the moments.
+        over rows, i.e. over independent lanes, and vectorises without re-association. The rows
+        are centred on the way (``Xt = x − g``, see ``_Centre``); ``Xu`` receives them uncentred
+        when a diag component is far from ``g``. 'full' leaves ``x − μ_k`` in ``ZtK[k]`` for the
+        moments.
         A component whose bound ``const[k]`` lies below ``margin`` plus the smallest row maximum
         found so far is skipped for this block: ``active[k] = False``, ``L[k, :] = -inf``.
         ``rowmax[r]`` receives ``max_k L[k, r]``.
         """
         d = X.shape[1]
         K = const.shape[0]
+        g, near, mc = ctr.g, ctr.near, ctr.mc
         for r in range(nb):
             for j in range(d):
-                Xt[j, r] = X[b0 + r, j]
+                Xt[j, r] = X[b0 + r, j] - g[j]
+        if ctr.any_far:
+            for r in range(nb):
+                for j in range(d):
+                    Xu[j, r] = X[b0 + r, j]
         if mode == 1:  # tied: whiten once, Yt = (X P)ᵀ
             for j in range(d):
                 for r in range(nb):
@@ -285,20 +386,19 @@ if HAVE_NUMBA:
             for r in range(nb):
                 maha[r] = 0.0
             if mode == 0:
-                Zt = ZtK[k]
                 for i in range(d):
                     m = means[k, i]
                     for r in range(nb):
-                        Zt[i, r] = Xt[i, r] - m
+                        ZtK[k, i, r] = Xt[i, r] - m
                 for j in range(d):
                     p = P[k, 0, j]
                     for r in range(nb):
-                        y[r] = Zt[0, r] * p
+                        y[r] = ZtK[k, 0, r] * p
                     ilim = j + 1 if tri else d
                     for i in range(1, ilim):
                         p = P[k, i, j]
                         for r in range(nb):
-                            y[r] += Zt[i, r] * p
+                            y[r] += ZtK[k, i, r] * p
                     for r in range(nb):
                         maha[r] += y[r] * y[r]
             elif mode == 1:
@@ -307,12 +407,19 @@ if HAVE_NUMBA:
                     for r in range(nb):
                         t = Yt[j, r] - m
                         maha[r] += t * t
-            else:
+            elif near[k]:
+                for j in range(d):
+                    m = mc[k, j]
+                    p = Pd[k, j]
+                    for r in range(nb):
+                        t = (Xt[j, r] - m) * p
+                        maha[r] += t * t
+            else:  # far from the centre: uncentred rows
                 for j in range(d):
                     m = means[k, j]
                     p = Pd[k, j]
                     for r in range(nb):
-                        t = (Xt[j, r] - m) * p
+                        t = (Xu[j, r] - m) * p
                         maha[r] += t * t
             for r in range(nb):
                 v = ck - 0.5 * maha[r]
@@ -320,7 +427,7 @@ if HAVE_NUMBA:
                 rowmax[r] = v if v > rowmax[r] else rowmax[r]
             blockmin = _min4(rowmax, nb)
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
     def _min4(v, nb):  # pragma: no cover - compiled
         """``min v[:nb]`` with four interleaved minima (a single chain of compares is serial)."""
         m0 = np.inf
@@ -339,7 +446,7 @@ if HAVE_NUMBA:
             r += 1
         return min(min(m0, m1), min(m2, m3))
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH_REDUCE, boundscheck=False)
+    @njit(**_JIT_REDUCE_OPTS)
     def _diag_moments(Xt, Ek, c, nb, sx, sxx):  # pragma: no cover - compiled
         """Add ``Σ_r e_r (x_r − c)`` to ``sx`` and ``Σ_r e_r (x_r − c)²`` to ``sxx[:, 0]``;
         return ``Σ_r e_r``. Only this reduction is compiled with ``reassoc``: LLVM then keeps
@@ -349,12 +456,11 @@ if HAVE_NUMBA:
         for r in range(nb):
             s0 += Ek[r]
         for a in range(Xt.shape[0]):
-            x = Xt[a]
             m = c[a]
             s1 = 0.0
             s2 = 0.0
             for r in range(nb):
-                t = x[r] - m
+                t = Xt[a, r] - m
                 w = Ek[r] * t
                 s1 += w
                 s2 += w * t
@@ -362,7 +468,115 @@ if HAVE_NUMBA:
             sxx[a, 0] += s2
         return s0
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH_REDUCE, boundscheck=False)
+    @njit(**_JIT_REDUCE_OPTS)
+    def _centred_moments(Xc, X2, E, ks, nks, nb, nk, sx, sxx):  # pragma: no cover - compiled
+        """Moments about the centre of components ``ks[:nks]``: ``nk[k] += Σ_r e_kr``,
+        ``sx[k, a] += Σ_r e_kr x_ar``, ``sxx[k, a, 0] += Σ_r e_kr x_ar²`` (``Xc`` = x − g,
+        ``X2`` = Xc²). Tiles of four (then two) components × two features keep their partial
+        sums in registers: eight loads per sixteen FMAs (``reassoc`` for these sums only)."""
+        i = 0
+        while i + 4 <= nks:
+            _moments_tile4(Xc, X2, E, ks[i], ks[i + 1], ks[i + 2], ks[i + 3], nb, nk, sx, sxx)
+            i += 4
+        while i < nks:  # one or two left: a tile of two (the second a repeat when one is left)
+            k1 = ks[i + 1] if i + 1 < nks else -1
+            _moments_tile2(Xc, X2, E, ks[i], k1, nb, nk, sx, sxx)
+            i += 2
+
+    @njit(**_JIT_REDUCE_OPTS)
+    def _moments_tile4(Xc, X2, E, k0, k1, k2, k3, nb, nk, sx, sxx):  # pragma: no cover
+        d = Xc.shape[0]
+        t0 = t1 = t2 = t3 = 0.0
+        for r in range(nb):
+            t0 += E[k0, r]
+            t1 += E[k1, r]
+            t2 += E[k2, r]
+            t3 += E[k3, r]
+        nk[k0] += t0
+        nk[k1] += t1
+        nk[k2] += t2
+        nk[k3] += t3
+        for a in range(0, d, 2):
+            b = min(a + 1, d - 1)  # odd d: the last feature twice, kept once
+            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+            c0 = c1 = c2 = c3 = f0 = f1 = f2 = f3 = 0.0
+            for r in range(nb):
+                u, v, uu, vv = Xc[a, r], X2[a, r], Xc[b, r], X2[b, r]
+                g0, g1, g2, g3 = E[k0, r], E[k1, r], E[k2, r], E[k3, r]
+                a0 += g0 * u
+                b0 += g0 * v
+                c0 += g0 * uu
+                f0 += g0 * vv
+                a1 += g1 * u
+                b1 += g1 * v
+                c1 += g1 * uu
+                f1 += g1 * vv
+                a2 += g2 * u
+                b2 += g2 * v
+                c2 += g2 * uu
+                f2 += g2 * vv
+                a3 += g3 * u
+                b3 += g3 * v
+                c3 += g3 * uu
+                f3 += g3 * vv
+            sx[k0, a] += a0
+            sx[k1, a] += a1
+            sx[k2, a] += a2
+            sx[k3, a] += a3
+            sxx[k0, a, 0] += b0
+            sxx[k1, a, 0] += b1
+            sxx[k2, a, 0] += b2
+            sxx[k3, a, 0] += b3
+            if b != a:
+                sx[k0, b] += c0
+                sx[k1, b] += c1
+                sx[k2, b] += c2
+                sx[k3, b] += c3
+                sxx[k0, b, 0] += f0
+                sxx[k1, b, 0] += f1
+                sxx[k2, b, 0] += f2
+                sxx[k3, b, 0] += f3
+
+    @njit(**_JIT_REDUCE_OPTS)
+    def _moments_tile2(Xc, X2, E, k0, k1, nb, nk, sx, sxx):  # pragma: no cover - compiled
+        """As ``_moments_tile4`` for two components; ``k1 = -1``: only ``k0`` is kept."""
+        d = Xc.shape[0]
+        keep1 = k1 >= 0
+        k1 = k1 if keep1 else k0
+        t0 = t1 = 0.0
+        for r in range(nb):
+            t0 += E[k0, r]
+            t1 += E[k1, r]
+        nk[k0] += t0
+        for a in range(0, d, 2):
+            b = min(a + 1, d - 1)
+            a0 = a1 = b0 = b1 = c0 = c1 = f0 = f1 = 0.0
+            for r in range(nb):
+                u, v, uu, vv = Xc[a, r], X2[a, r], Xc[b, r], X2[b, r]
+                g0, g1 = E[k0, r], E[k1, r]
+                a0 += g0 * u
+                b0 += g0 * v
+                c0 += g0 * uu
+                f0 += g0 * vv
+                a1 += g1 * u
+                b1 += g1 * v
+                c1 += g1 * uu
+                f1 += g1 * vv
+            sx[k0, a] += a0
+            sxx[k0, a, 0] += b0
+            if b != a:
+                sx[k0, b] += c0
+                sxx[k0, b, 0] += f0
+            if keep1:
+                sx[k1, a] += a1
+                sxx[k1, a, 0] += b1
+                if b != a:
+                    sx[k1, b] += c1
+                    sxx[k1, b, 0] += f1
+        if keep1:
+            nk[k1] += t1
+
+    @njit(**_JIT_REDUCE_OPTS)
     def _add_weighted_gram(Ek, Zt, Wt, nb, S):  # pragma: no cover - compiled
         """``S[a, b] += Σ_{r<nb} e_r z_ar z_br`` for ``a ≤ b`` (upper triangle; a few entries
         below it are touched too and must be ignored).
@@ -378,27 +592,25 @@ if HAVE_NUMBA:
             for r in range(nb):
                 Wt[a, r] = Ek[r] * Zt[a, r]
         a = 0
-        while a + 4 <= d1:
-            w0 = Wt[a]
-            w1 = Wt[a + 1]
-            w2 = Wt[a + 2]
-            w3 = Wt[a + 3]
+        while a + 4 <= d1:  # (2-D indexing, not row views: a view costs an atomic incref/decref)
             b = a
             while b + 2 <= d1:
-                z0 = Zt[b]
-                z1 = Zt[b + 1]
                 s00 = s01 = s10 = s11 = s20 = s21 = s30 = s31 = 0.0
                 for r in range(nb):
-                    x0 = z0[r]
-                    x1 = z1[r]
-                    s00 += w0[r] * x0
-                    s01 += w0[r] * x1
-                    s10 += w1[r] * x0
-                    s11 += w1[r] * x1
-                    s20 += w2[r] * x0
-                    s21 += w2[r] * x1
-                    s30 += w3[r] * x0
-                    s31 += w3[r] * x1
+                    x0 = Zt[b, r]
+                    x1 = Zt[b + 1, r]
+                    w0 = Wt[a, r]
+                    w1 = Wt[a + 1, r]
+                    w2 = Wt[a + 2, r]
+                    w3 = Wt[a + 3, r]
+                    s00 += w0 * x0
+                    s01 += w0 * x1
+                    s10 += w1 * x0
+                    s11 += w1 * x1
+                    s20 += w2 * x0
+                    s21 += w2 * x1
+                    s30 += w3 * x0
+                    s31 += w3 * x1
                 S[a, b] += s00
                 S[a, b + 1] += s01
                 S[a + 1, b] += s10
@@ -409,30 +621,27 @@ if HAVE_NUMBA:
                 S[a + 3, b + 1] += s31
                 b += 2
             if b < d1:
-                z0 = Zt[b]
                 s00 = s10 = s20 = s30 = 0.0
                 for r in range(nb):
-                    x0 = z0[r]
-                    s00 += w0[r] * x0
-                    s10 += w1[r] * x0
-                    s20 += w2[r] * x0
-                    s30 += w3[r] * x0
+                    x0 = Zt[b, r]
+                    s00 += Wt[a, r] * x0
+                    s10 += Wt[a + 1, r] * x0
+                    s20 += Wt[a + 2, r] * x0
+                    s30 += Wt[a + 3, r] * x0
                 S[a, b] += s00
                 S[a + 1, b] += s10
                 S[a + 2, b] += s20
                 S[a + 3, b] += s30
             a += 4
         while a < d1:
-            w0 = Wt[a]
             for b in range(a, d1):
-                z0 = Zt[b]
                 s00 = 0.0
                 for r in range(nb):
-                    s00 += w0[r] * z0[r]
+                    s00 += Wt[a, r] * Zt[b, r]
                 S[a, b] += s00
             a += 1
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
     def _scatter_gram(S, sxx, sx):  # pragma: no cover - compiled
         """Move an augmented Gram matrix (see ``_add_weighted_gram``) into the upper triangle of
         ``sxx``, into ``sx``, and return its ``Σ e``."""
@@ -443,7 +652,7 @@ if HAVE_NUMBA:
             sx[a] += S[a, d]
         return S[d, d]
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
     def _sum4(v, nb):  # pragma: no cover - compiled
         """``Σ v[:nb]`` with four interleaved partial sums (breaks the add latency chain)."""
         a0 = 0.0
@@ -462,7 +671,7 @@ if HAVE_NUMBA:
             r += 1
         return (a0 + a1) + (a2 + a3)
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
     def _block_scratch(K, block):  # pragma: no cover - compiled
         """Per-chunk buffers of ``_block_log_prob``/``_normalise_block``, shared by every kernel:
         ``(rowmax, ls, acc, ibuf, L, E)``."""
@@ -475,7 +684,7 @@ if HAVE_NUMBA:
             np.empty((K, block)),
         )
 
-    @njit(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
+    @njit(**_JIT_OPTS)
     def _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf):  # pragma: no cover
         """Responsibilities of one block into ``E`` (zero in padding columns ``r ≥ nb``).
 
@@ -489,42 +698,39 @@ if HAVE_NUMBA:
         for r in range(nb):
             acc[r] = 0.0
         for k in range(K):
-            Ek = E[k]
             if active[k]:
-                _exp_diff(L[k], rowmax, Ek, nb, ibuf)
+                _exp_diff(L, k, rowmax, E, nb, ibuf, fbuf)
                 for r in range(nb):
-                    acc[r] += Ek[r]
+                    acc[r] += E[k, r]
             else:
                 for r in range(nb):
-                    Ek[r] = 0.0
+                    E[k, r] = 0.0
             for r in range(nb, block):
-                Ek[r] = 0.0
+                E[k, r] = 0.0
+        _log_vec(acc, ls, nb, ibuf)
         for r in range(nb):
-            s = acc[r]
-            ls[r] = math.log(s)
-            acc[r] = 1.0 / s
+            acc[r] = 1.0 / acc[r]
             fbuf[r] = rowmax[r] + ls[r]
         ll = _sum4(fbuf, nb)
         for r in range(nb):
             fbuf[r] = 0.0
         for k in range(K):
             if active[k]:
-                Ek = E[k]
-                Lk = L[k]
                 for r in range(nb):
-                    rk = Ek[r] * acc[r]
-                    Ek[r] = rk
-                    t = rk * (Lk[r] - rowmax[r] - ls[r])
+                    rk = E[k, r] * acc[r]
+                    E[k, r] = rk
+                    t = rk * (L[k, r] - rowmax[r] - ls[r])
                     fbuf[r] -= t if rk > 0.0 else 0.0
         return ll, _sum4(fbuf, nb)
 
     def _estep_kernel(
         X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks, margin,
-        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o, ctr,
     ):  # fmt: skip  # pragma: no cover - compiled
         """E-step over row chunks (one kernel for both entry points, to compile once).
 
         ``same_shift``: ``shift == means``, so 'full' reuses ``x − μ_k`` from the log-densities.
+        ``ctr``: the centre of the rows (``_Centre``).
 
         ``want_stats``: accumulate per-chunk ``nk_o``, ``sx_o``, ``sxx_o`` (upper triangle);
         ``want_resp``: write ``lpn_o[i]`` and ``lr_o[i, k] = log r_ik``. Returns the per-chunk
@@ -549,6 +755,9 @@ if HAVE_NUMBA:
             maha = np.empty(block)
             rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
             active = np.zeros(K, dtype=np.bool_)
+            Xu = np.zeros((d, ld) if ctr.any_far else (1, 1))  # uncentred rows, far components
+            X2 = np.zeros((d, ld) if mode == 2 else (1, 1))  # (x − g)², centred moments
+            ks = np.empty(K, dtype=np.int64)
             ll = 0.0
             ent = 0.0
             start = c * bpc * block
@@ -557,7 +766,7 @@ if HAVE_NUMBA:
                 nb = min(block, stop - b0)
                 _block_log_prob(
                     X, b0, nb, const, means, P, Pd, mP, mode, tri, order, margin,
-                    Xt, ZtK, Yt, y, maha, L, rowmax, active,
+                    Xt, ZtK, Yt, y, maha, L, rowmax, active, ctr, Xu,
                 )  # fmt: skip
                 if nb < block:
                     for j in range(d):
@@ -574,14 +783,25 @@ if HAVE_NUMBA:
                             lr_o[b0 + r, k] = L[k, r] - lpn
                 if not want_stats:
                     continue
+                if mode == 2:
+                    nks = 0
+                    for k in range(K):
+                        if active[k] and ctr.near[k]:
+                            ks[nks] = k
+                            nks += 1
+                    if nks > 0:
+                        for a in range(d):
+                            for r in range(nb):
+                                X2[a, r] = Xt[a, r] * Xt[a, r]
+                        _centred_moments(Xt, X2, E, ks, nks, nb, nk_o[c], sx_o[c], sxx_o[c])
                 for k in range(K):
-                    if not active[k]:
+                    if not active[k] or (mode == 2 and ctr.near[k]):
                         continue
                     Ek = E[k]
-                    if mode == 2:
+                    if mode == 2:  # far from the centre: about c_k directly
                         # (A dgemv per block and component was 1.7x slower on one thread and
                         # serialised two threads in OpenBLAS.)
-                        nk_o[c, k] += _diag_moments(Xt, Ek, shift[k], nb, sx_o[c, k], sxx_o[c, k])
+                        nk_o[c, k] += _diag_moments(Xu, Ek, shift[k], nb, sx_o[c, k], sxx_o[c, k])
                     elif mode == 0 and same_shift:
                         _add_weighted_gram(Ek, ZtK[k], Wt, nb, S[k])
                     else:
@@ -593,6 +813,15 @@ if HAVE_NUMBA:
             if want_stats and mode != 2:
                 for k in range(K):
                     nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
+            if want_stats and mode == 2:  # about g → about c_k (see _Centre)
+                for k in range(K):
+                    if ctr.near[k]:
+                        s0 = nk_o[c, k]
+                        for a in range(d):
+                            cs = ctr.cshift[k, a]
+                            s1 = sx_o[c, k, a]
+                            sx_o[c, k, a] = s1 - cs * s0
+                            sxx_o[c, k, a, 0] += cs * (cs * s0 - 2.0 * s1)
             ll_o[c] = ll
             ent_o[c] = ent
         return ll_o, ent_o
@@ -602,8 +831,7 @@ if HAVE_NUMBA:
         # serial and the parallel variant need distinct names or they overwrite each other.
         clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
         clone.__qualname__ = name
-        opts = dict(cache=True, nogil=True, fastmath=_FASTMATH, boundscheck=False)
-        return njit(parallel=parallel, **opts)(clone)
+        return njit(parallel=parallel, **_JIT_OPTS)(clone)
 
     _estep_parallel = _compiled(_estep_kernel, "_estep_parallel", True)
     _estep_serial = _compiled(_estep_kernel, "_estep_serial", False)
@@ -626,8 +854,9 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     else:
         lpn, lr = np.zeros(1), np.zeros((1, 1))
     same_shift = bool(np.array_equal(shift, means))
+    ctr = _centre(const, means, Pd, shift, mode)
     args = (X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks,
-            margin, want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+            margin, want_stats, nk, sx, sxx, want_resp, lpn, lr, ctr)  # fmt: skip
     if _use_parallel(parallel, n, block) and _PARALLEL_LOCK.acquire(blocking=False):
         try:
             ll, ent = _estep_parallel(*args)
