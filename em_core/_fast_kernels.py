@@ -28,12 +28,15 @@ triangular; ``diag`` (K, d) = 1/σ_kj; ``spherical`` (K,) = 1/σ_k. A ``full``/`
 not upper triangular is accepted too (it is then applied as a dense matrix, at twice the cost).
 
 Technology (measured, see ``bench/README.md`` "Kernel technology"): a numba ``@njit(parallel=True)``
-kernel, ``prange`` over row chunks, no ``fastmath`` (results agree with a plain numpy/scipy
-reference to ~1e-13 relative). Inside a block the rows are transposed to a (d, block) buffer so
-every inner loop runs over rows (independent lanes: it vectorises without re-association).
-full/tied moments: one BLAS ``dgemm`` per (block, component) on ``[r·z; r]ᵀ [z; 1]``; diag/spherical
-moments: per-lane (row slot) accumulators over all blocks of a chunk, summed once per chunk (no
-BLAS call: a ``dgemv`` per block serialised the two threads).
+kernel, ``prange`` over row chunks, no BLAS calls. Inside a block the rows are transposed to a
+(d, block) buffer so every inner loop runs over rows (independent lanes: it vectorises without
+re-association); only the pure sums of the moments are compiled with ``reassoc``
+(``_FASTMATH_REDUCE``). exp and log are the kernels' own vectorisable versions (≤ 2 and ≤ 1 ulp
+from libm, tested). Results agree with a plain numpy/scipy reference to ~1e-13 relative.
+full/tied moments: a register-tiled weighted Gram of ``[z; 1]`` per (block, component);
+diag/spherical moments: about a common centre, four components × two features per tile
+(``_Centre``). Rows of 2-D buffers are indexed, never taken as views: a view costs numba an
+atomic incref/decref pair.
 Components whose upper bound ``log w_k + log det P_k - ½ d log 2π`` lies more than 746 below the
 smallest row maximum of a block are skipped for that block: their ``exp`` underflows to exactly 0.0
 in any implementation, so the skip is exact. Rows whose responsibility is exactly 0 are skipped in
