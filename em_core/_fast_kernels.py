@@ -777,13 +777,17 @@ if HAVE_NUMBA:
         ent_o = np.zeros(nchunks)
         for c in prange(nchunks):
             ld = block + 8  # row stride off a multiple of 4 KiB: 512-row blocks were 2× slower
+            # Only the buffers a covariance type uses are full size: filling unused ones cost
+            # ≈5 % of a diag iteration at n = 10⁵ (48 chunks).
             Xt = np.zeros((d, ld))  # zero: padding columns must stay finite
-            Zt = np.ones((d + 1, ld))  # row d stays 1: its products give sx and nk
-            ZtK = np.ones((K if mode == 0 else 1, d + 1, ld))  # full: x − μ_k per component
-            Wt = np.empty((d + 1, ld))
+            d1 = d + 1 if mode != 2 else 1
+            l1 = ld if mode != 2 else 1
+            Zt = np.ones((d1, l1))  # row d stays 1: its products give sx and nk
+            ZtK = np.ones((K if mode == 0 else 1, d1, l1))  # full: x − μ_k per component
+            Wt = np.empty((d1, l1))
             gk = K if (want_stats and mode != 2) else 1
             S = np.zeros((gk, d + 1, d + 1))  # full/tied: augmented Gram per component
-            Yt = np.empty((d, ld))
+            Yt = np.empty((d, ld) if mode == 1 else (1, 1))
             y = np.empty(block)
             maha = np.empty(block)
             rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
