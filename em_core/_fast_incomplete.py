@@ -281,16 +281,29 @@ if HAVE_NUMBA:  # pragma: no branch
                 continue
             for r in range(nb):
                 maha[r] = 0.0
-            if mode == 0:
+            if mode == 0:  # four terms per pass over y, in order (as the complete kernel)
                 for j in range(d):
                     p = P[k, 0, j]
                     for r in range(nb):
                         y[r] = D[k, 0, r] * p
                     ilim = j + 1 if tri else d
-                    for i in range(1, ilim):
+                    i = 1
+                    while i + 4 <= ilim:
+                        p0, p1, p2, p3 = P[k, i, j], P[k, i + 1, j], P[k, i + 2, j], P[k, i + 3, j]
+                        for r in range(nb):
+                            y[r] = (
+                                y[r]
+                                + D[k, i, r] * p0
+                                + D[k, i + 1, r] * p1
+                                + D[k, i + 2, r] * p2
+                                + D[k, i + 3, r] * p3
+                            )
+                        i += 4
+                    while i < ilim:
                         p = P[k, i, j]
                         for r in range(nb):
                             y[r] += D[k, i, r] * p
+                        i += 1
                     for r in range(nb):
                         maha[r] += y[r] * y[r]
             else:
