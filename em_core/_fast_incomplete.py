@@ -12,21 +12,21 @@ under component k with mean μ and precision Λ = P Pᵀ::
 and the statistics are ``nk += r``, ``sx += r (x̂ − c)``, ``sxx += r (x̂ − c)(x̂ − c)ᵀ`` plus
 ``(Σ_i r_ik) C_k`` in the (m, m) block, added once per run of rows sharing a pattern.
 
-``full`` / ``tied``: the rows are visited in missingness-pattern order (``perm``; the identity
-when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it). Each row
-block (at most ``block`` rows) is cut into runs of one pattern. When a run starts a new pattern its
-factors are computed inside the kernel for all components at once (vectorised over K): Cholesky of
-Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are kept while the pattern lasts, so
-a pattern is factorised once per parallel chunk (not per row) and there is no Python loop over
-patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). Per run the kernel fills the
-transposed (d, rows) buffers ``D[k] = x̂ − μ_k``; the whole block is then whitened with the
-triangle of P_k, normalised, and its moments are one ``dgemm`` per component on
-``[r·z; r]ᵀ [z; 1]`` (z = x̂ − c), exactly as in the complete kernel. The conditional covariances
-of the block's runs are kept (a bounded store: a block ends early when it is full) and added as
-``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per pattern (one Λ) and
-whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component
-(``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed start
-numba's wrap-around checks stop LLVM from vectorising them (7× slower).
+``full`` / ``tied``: the rows are visited in missingness-pattern order (``perm``; empty for the
+identity when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it).
+Each row block (at most ``block`` rows) is cut into runs of one pattern. When a run starts a new
+pattern its factors are computed inside the kernel for all components at once (vectorised over K):
+Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are kept while the pattern
+lasts, so a pattern is factorised once per parallel chunk (not per row) and there is no Python loop
+over patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). Per run the kernel fills
+the transposed (d, rows) buffers ``D[k] = x̂ − μ_k``; the whole block is then whitened with the
+triangle of P_k, normalised, and its moments are one ``dgemm`` per component on ``[r·z; r]ᵀ [z; 1]``
+(z = x̂ − c), exactly as in the complete kernel. The conditional covariances of the block's runs are
+kept (a bounded store: a block ends early when it is full) and added as ``(Σ_run r_ik) C_k`` after
+the normalisation. ``tied`` factorises once per pattern (one Λ) and whitens the filled row ``x̃ =
+[x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``). Loops over a
+run's rows use unsigned indices: with a signed start numba's wrap-around checks stop LLVM from
+vectorising them (7× slower).
 
 ``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
 (a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.
@@ -341,6 +341,7 @@ if HAVE_NUMBA:  # pragma: no branch
         active = np.zeros(K, dtype=np.bool_)
         for k in range(K):
             active[k] = const0[k] > -np.inf  # zero-weight components are never evaluated
+        ident = perm.shape[0] == 0  # rows already in pattern order
         for ci in prange(nchunks):
             c = chunk_order[ci]
             Xt = np.empty((d, block))
@@ -392,7 +393,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 b0 = bnext
                 nb = min(block, stop - b0)
                 for r in range(nb):
-                    src = perm[b0 + r]
+                    src = b0 + r if ident else perm[b0 + r]
                     for j in range(d):
                         Xt[j, r] = X[src, j]
                 nruns = 0
@@ -482,7 +483,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 if want_resp:
                     for r in range(nb):
                         lpn = rowmax[r] + ls[r]
-                        dst = perm[b0 + r]
+                        dst = b0 + r if ident else perm[b0 + r]
                         lpn_o[dst] = lpn
                         for k in range(K):
                             lr_o[dst, k] = L[k, r] - lpn
@@ -658,6 +659,20 @@ def _spread_order(nchunks):
     return (np.arange(nchunks, dtype=np.int64) * step) % nchunks
 
 
+#: ``perm`` for rows already in pattern order (the kernels read it as the identity).
+_EMPTY_PERM = np.zeros(0, dtype=np.int64)
+
+
+def _grouping_order(X):
+    """As :func:`pattern_order`, but ``_EMPTY_PERM`` when X is already in that order."""
+    if X.shape[1] <= 62:
+        keys, is_sorted = _row_keys(X)
+        if is_sorted:
+            return _EMPTY_PERM
+        return np.argsort(keys, kind="stable").astype(np.int64)
+    return pattern_order(X)
+
+
 def pattern_order(X):
     """Row order grouping equal missingness patterns (bit j = column j missing, ascending, as
     :func:`em_core.estep.pattern_keys`); ``np.arange(n)`` when X is already in that order."""
@@ -687,7 +702,7 @@ def _prepare(X, log_weights, means, precisions_chol, covariance_type, shift):
     return X, lw, means, shift, pc, _MODES[covariance_type]
 
 
-def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp):
+def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, presorted):
     n, d = X.shape
     K = lw.shape[0]
     nchunks = _n_chunks(n, block)
@@ -717,7 +732,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp):
         tri = not np.any(np.tril(P, -1))
         off = np.ascontiguousarray(means - shift)
         has_off = bool(np.any(off))
-        perm = pattern_order(X)
+        perm = _EMPTY_PERM if presorted else _grouping_order(X)
         meansT = np.ascontiguousarray(means.T)
         args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
                 _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
@@ -744,7 +759,7 @@ def _check(block_size):
 
 def incomplete_stats(
     X, log_weights, means, precisions_chol, covariance_type, shift, *, block_size=None,
-    parallel=None,
+    parallel=None, presorted=False,
 ):  # fmt: skip
     """Fused E-step and sufficient statistics over rows that may contain NaN (missing) cells.
 
@@ -752,24 +767,29 @@ def incomplete_stats(
     hold the conditional moments (missing cells at their conditional mean, the conditional
     covariance added to ``sxx``) and ``log_likelihood`` the observed-data log-likelihood.
     Complete rows are allowed (they are the pattern with no missing cell). A row with no observed
-    cell contributes log-density 0 and the component's moments.
+    cell contributes log-density 0 and the component's moments. ``presorted=True``: the caller
+    knows the rows are grouped by pattern (the result is the same either way; grouping only
+    saves factorisations), so the check is skipped.
     """
     block = _check(block_size)
     X, lw, means, shift, pc, mode = _prepare(
         X, log_weights, means, precisions_chol, covariance_type, shift
     )
-    nk, sx, sxx, ll, ent, _, _ = _run(X, lw, means, shift, pc, mode, block, parallel, True, False)
+    nk, sx, sxx, ll, ent, _, _ = _run(
+        X, lw, means, shift, pc, mode, block, parallel, True, False, presorted
+    )
     return _finish_stats(nk, sx, sxx, ll, ent, mode)
 
 
 def incomplete_log_resp(
-    X, log_weights, means, precisions_chol, covariance_type, *, block_size=None, parallel=None
-):
+    X, log_weights, means, precisions_chol, covariance_type, *, block_size=None, parallel=None,
+    presorted=False,
+):  # fmt: skip
     """``(log_prob_norm (n,), log_resp (n, K))`` of rows that may contain NaN cells
     (observed-data densities), as :func:`em_core._fast_kernels.complete_log_resp`."""
     block = _check(block_size)
     X, lw, means, shift, pc, mode = _prepare(
         X, log_weights, means, precisions_chol, covariance_type, None
     )
-    out = _run(X, lw, means, shift, pc, mode, block, parallel, False, True)
+    out = _run(X, lw, means, shift, pc, mode, block, parallel, False, True, presorted)
     return out[5], out[6]

@@ -103,10 +103,11 @@ def run_em(
     run = EMRun(params)
     prev = -np.inf
     complete = bool(getattr(source, "known_complete", False))
+    grouped = bool(getattr(source, "pattern_sorted", False))
     for it in range(max_iter + 1):
         current = run.params
         stats: SufficientStats = source.map_reduce(
-            lambda X, p=current: summarize(X, p, known_complete=complete)
+            lambda X, p=current: summarize(X, p, known_complete=complete, pattern_sorted=grouped)
         )
         ll = stats.log_likelihood
         if not np.isfinite(ll):

@@ -39,12 +39,14 @@ USE_FAST_INCOMPLETE = HAVE_NUMBA
 
 
 # --------------------------------------------------------------------------- complete rows
-def _add_kernel_stats(kernel, X: FloatArray, params: GMMParams, stats: SufficientStats) -> None:
+def _add_kernel_stats(
+    kernel, X: FloatArray, params: GMMParams, stats: SufficientStats, **options
+) -> None:
     """Run a fused numba kernel (``complete_stats`` for rows without NaN, ``incomplete_stats``
     for rows with missing cells) on a chunk and add its moments to ``stats``."""
     nk, sx, sxx, ll, ent = kernel(
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
-        stats.shift,
+        stats.shift, **options,
     )  # fmt: skip
     stats.nk += nk
     stats.sx += sx
@@ -210,13 +212,16 @@ def summarize(
     *,
     incomplete_path: bool = False,
     known_complete: bool = False,
+    pattern_sorted: bool = False,
 ) -> SufficientStats:
     """E-step over one chunk of rows: add its sufficient statistics to ``stats`` (or new ones).
 
     The statistics are taken around the current means (``stats.shift = params.means``).
     ``incomplete_path=True`` sends complete rows through the missing-data kernels too (they must
     agree with the complete-data ones; the tests use it). ``known_complete=True`` (the source
-    checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration.
+    checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration;
+    ``pattern_sorted=True`` (the chunk's rows come grouped by missingness pattern) skips the
+    missing-data kernel's own ordering check.
     """
     if stats is None:
         stats = SufficientStats.zeros(params.covariance_type, params.means)
@@ -224,7 +229,7 @@ def summarize(
         _add_kernel_stats(complete_stats, X, params, stats)
         return stats
     if USE_FAST_INCOMPLETE:  # handles complete rows too: no (n, d) mask needed
-        _add_kernel_stats(incomplete_stats, X, params, stats)
+        _add_kernel_stats(incomplete_stats, X, params, stats, presorted=pattern_sorted)
         return stats
     missing = np.isnan(X)
     ct = params.covariance_type

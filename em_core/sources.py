@@ -66,7 +66,8 @@ class ArraySource:
     chunk on every pass (an int64 index, no copy), which cost 34 ms per pass at 10⁶ × 16 — a
     quarter of a complete-data iteration. The chunks are the same either way.
     ``known_complete`` is True when X holds no NaN (checked once here, so the E-step need not
-    scan every chunk on every iteration).
+    scan every chunk on every iteration); ``pattern_sorted`` when the chunks come grouped by
+    pattern (the missing-data kernel then skips its own check, 3 % of an iteration).
     """
 
     #: Default cap on the pattern-sorted copy (bytes).
@@ -87,7 +88,8 @@ class ArraySource:
         self._sorted = None
         missing = np.isnan(X)
         self.known_complete = not missing.any()
-        if group_patterns and not self.known_complete:
+        self.pattern_sorted = group_patterns and not self.known_complete
+        if self.pattern_sorted:
             self.order = np.argsort(pattern_keys(missing), kind="stable")
             cap = self.MAX_COPY_BYTES if max_copy_bytes is None else max_copy_bytes
             if X.nbytes <= cap:  # np.take: 5× faster than fancy indexing for short rows

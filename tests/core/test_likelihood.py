@@ -137,3 +137,7 @@ def test_pattern_sorted_copy_and_per_chunk_gather_give_the_same_chunks():
         np.testing.assert_array_equal(a, b)
     keys = np.concatenate([np.isnan(c) @ (1 << np.arange(X.shape[1])) for c, _ in pairs])
     assert np.all(np.diff(keys) >= 0)  # grouped by pattern
+    # which the source announces, so the E-step skips its own ordering check
+    assert copied.pattern_sorted and gathered.pattern_sorted
+    assert not ArraySource(X, 128).pattern_sorted
+    assert not ArraySource(np.nan_to_num(X), 128, group_patterns=True).pattern_sorted
