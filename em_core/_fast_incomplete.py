@@ -179,6 +179,137 @@ if HAVE_NUMBA:  # pragma: no branch
                     C[b, a, k] = s[k]
 
     @njit(**_JIT)
+    def _factor_pattern4(
+        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s
+    ):  # pragma: no cover
+        """``_factor_pattern`` with the components in blocks of four written out as four scalar
+        chains (``LamT.shape[2]`` a multiple of 4): LLVM packs them into one vector operation
+        per step. At K ≤ 4 (padded to 4) it takes 1.6 µs per pattern against 2.6 µs for the
+        loops over K, whose four iterations are too short for its loop vectoriser; from K = 8
+        the loops are as fast. Bitwise the same results (the same operations per lane)."""
+        KP = LamT.shape[2]
+        for k in range(0, KP, 4):
+            for a in range(nm):
+                ma = mi[a]
+                for b in range(a + 1):
+                    mb = mi[b]
+                    s0 = LamT[ma, mb, k]
+                    s1 = LamT[ma, mb, k + 1]
+                    s2 = LamT[ma, mb, k + 2]
+                    s3 = LamT[ma, mb, k + 3]
+                    for j in range(b):
+                        s0 -= Lc[a, j, k] * Lc[b, j, k]
+                        s1 -= Lc[a, j, k + 1] * Lc[b, j, k + 1]
+                        s2 -= Lc[a, j, k + 2] * Lc[b, j, k + 2]
+                        s3 -= Lc[a, j, k + 3] * Lc[b, j, k + 3]
+                    if a == b:
+                        v0 = math.sqrt(s0)
+                        v1 = math.sqrt(s1)
+                        v2 = math.sqrt(s2)
+                        v3 = math.sqrt(s3)
+                        Lc[a, a, k] = v0
+                        Lc[a, a, k + 1] = v1
+                        Lc[a, a, k + 2] = v2
+                        Lc[a, a, k + 3] = v3
+                        idg[a, k] = 1.0 / v0
+                        idg[a, k + 1] = 1.0 / v1
+                        idg[a, k + 2] = 1.0 / v2
+                        idg[a, k + 3] = 1.0 / v3
+                    else:
+                        Lc[a, b, k] = s0 * idg[b, k]
+                        Lc[a, b, k + 1] = s1 * idg[b, k + 1]
+                        Lc[a, b, k + 2] = s2 * idg[b, k + 2]
+                        Lc[a, b, k + 3] = s3 * idg[b, k + 3]
+            # log det
+            p0 = p1 = p2 = p3 = 1.0
+            for a in range(nm):
+                p0 *= Lc[a, a, k]
+                p1 *= Lc[a, a, k + 1]
+                p2 *= Lc[a, a, k + 2]
+                p3 *= Lc[a, a, k + 3]
+            for q, pr in ((0, p0), (1, p1), (2, p2), (3, p3)):
+                if 1e-300 < pr < 1e300:
+                    hld[k + q] = math.log(pr)
+                else:
+                    h = 0.0
+                    for a in range(nm):
+                        h += math.log(Lc[a, a, k + q])
+                    hld[k + q] = h
+            # forward W = Lc^-1 Lam_mo
+            for a in range(nm):
+                ma = mi[a]
+                for j in range(no):
+                    oj = oi[j]
+                    s0 = LamT[ma, oj, k]
+                    s1 = LamT[ma, oj, k + 1]
+                    s2 = LamT[ma, oj, k + 2]
+                    s3 = LamT[ma, oj, k + 3]
+                    for b in range(a):
+                        s0 -= Lc[a, b, k] * W[b, j, k]
+                        s1 -= Lc[a, b, k + 1] * W[b, j, k + 1]
+                        s2 -= Lc[a, b, k + 2] * W[b, j, k + 2]
+                        s3 -= Lc[a, b, k + 3] * W[b, j, k + 3]
+                    W[a, j, k] = s0 * idg[a, k]
+                    W[a, j, k + 1] = s1 * idg[a, k + 1]
+                    W[a, j, k + 2] = s2 * idg[a, k + 2]
+                    W[a, j, k + 3] = s3 * idg[a, k + 3]
+            for a in range(nm - 1, -1, -1):
+                for j in range(no):
+                    s0 = W[a, j, k]
+                    s1 = W[a, j, k + 1]
+                    s2 = W[a, j, k + 2]
+                    s3 = W[a, j, k + 3]
+                    for b in range(a + 1, nm):
+                        s0 -= Lc[b, a, k] * W[b, j, k]
+                        s1 -= Lc[b, a, k + 1] * W[b, j, k + 1]
+                        s2 -= Lc[b, a, k + 2] * W[b, j, k + 2]
+                        s3 -= Lc[b, a, k + 3] * W[b, j, k + 3]
+                    v0 = s0 * idg[a, k]
+                    v1 = s1 * idg[a, k + 1]
+                    v2 = s2 * idg[a, k + 2]
+                    v3 = s3 * idg[a, k + 3]
+                    W[a, j, k] = v0
+                    W[a, j, k + 1] = v1
+                    W[a, j, k + 2] = v2
+                    W[a, j, k + 3] = v3
+                    negA[a, j, k] = -v0
+                    negA[a, j, k + 1] = -v1
+                    negA[a, j, k + 2] = -v2
+                    negA[a, j, k + 3] = -v3
+            for b in range(nm):
+                Linv[b, b, k] = idg[b, k]
+                Linv[b, b, k + 1] = idg[b, k + 1]
+                Linv[b, b, k + 2] = idg[b, k + 2]
+                Linv[b, b, k + 3] = idg[b, k + 3]
+                for a in range(b + 1, nm):
+                    s0 = s1 = s2 = s3 = 0.0
+                    for j in range(b, a):
+                        s0 -= Lc[a, j, k] * Linv[j, b, k]
+                        s1 -= Lc[a, j, k + 1] * Linv[j, b, k + 1]
+                        s2 -= Lc[a, j, k + 2] * Linv[j, b, k + 2]
+                        s3 -= Lc[a, j, k + 3] * Linv[j, b, k + 3]
+                    Linv[a, b, k] = s0 * idg[a, k]
+                    Linv[a, b, k + 1] = s1 * idg[a, k + 1]
+                    Linv[a, b, k + 2] = s2 * idg[a, k + 2]
+                    Linv[a, b, k + 3] = s3 * idg[a, k + 3]
+            for a in range(nm):
+                for b in range(a, nm):
+                    s0 = s1 = s2 = s3 = 0.0
+                    for j in range(b, nm):
+                        s0 += Linv[j, a, k] * Linv[j, b, k]
+                        s1 += Linv[j, a, k + 1] * Linv[j, b, k + 1]
+                        s2 += Linv[j, a, k + 2] * Linv[j, b, k + 2]
+                        s3 += Linv[j, a, k + 3] * Linv[j, b, k + 3]
+                    C[a, b, k] = s0
+                    C[a, b, k + 1] = s1
+                    C[a, b, k + 2] = s2
+                    C[a, b, k + 3] = s3
+                    C[b, a, k] = s0
+                    C[b, a, k + 1] = s1
+                    C[b, a, k + 2] = s2
+                    C[b, a, k + 3] = s3
+
+    @njit(**_JIT)
     def _fill_run(
         r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt, active,
         Xt, Zt, Zk, D, RC,
@@ -333,7 +464,7 @@ if HAVE_NUMBA:  # pragma: no branch
         accumulators, so the result does not depend on the order."""
         n, d = X.shape
         K = const0.shape[0]
-        KP = P.shape[0]
+        KP = Lam.shape[2]  # P.shape[0], padded to 4 when smaller (see _factor_pattern4)
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks
         ll_o = np.zeros(nchunks)
@@ -419,7 +550,14 @@ if HAVE_NUMBA:  # pragma: no branch
                             else:
                                 oi[no] = j
                                 no += 1
-                        _factor_pattern(Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk)
+                        if KP == 4:
+                            _factor_pattern4(
+                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
+                            )
+                        else:
+                            _factor_pattern(
+                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
+                            )
                         for k in range(K):
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
@@ -726,7 +864,10 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         if P.shape != (K if mode == 0 else 1, d, d):
             raise ValueError("precisions_chol has the wrong shape")
         P = np.ascontiguousarray(P)
-        Lam = np.ascontiguousarray(np.moveaxis(P @ np.swapaxes(P, 1, 2), 0, -1))  # (d, d, K')
+        Lam = P @ np.swapaxes(P, 1, 2)
+        if Lam.shape[0] < 4:  # identity components pad K' to the four lanes of _factor_pattern4
+            Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (4 - Lam.shape[0], d, d))])
+        Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K'), K' ≥ 4
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
         const0 = np.ascontiguousarray(lw + (logdet if mode == 0 else logdet[0]))
         tri = not np.any(np.tril(P, -1))
