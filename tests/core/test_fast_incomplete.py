@@ -71,7 +71,9 @@ def _data(rng, n, d, rate=0.3):
 @needs_numba
 @pytest.mark.parametrize("cov", COV_TYPES)
 @pytest.mark.parametrize(
-    ("n", "d", "K", "block"), [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37)]
+    ("n", "d", "K", "block"),
+    # K ≤ 4 factorises in blocks of four lanes, K > 4 in loops over K: both paths
+    [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37), (450, 6, 6, 50)],
 )
 def test_incomplete_stats_matches_reference(cov, n, d, K, block):
     rng = np.random.default_rng(n + d + K)
