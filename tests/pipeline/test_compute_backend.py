@@ -35,6 +35,15 @@ def test_n_jobs_comes_from_the_environment_and_is_ignored_on_dask(monkeypatch, t
         settings.n_jobs()
 
 
+def test_both_model_selections_take_the_compute_resource():
+    """The segment model and the imputation model both read n_jobs from ``compute``."""
+    from em_pipeline.defs.assets.impute import imputed_customers
+    from em_pipeline.defs.assets.model import segment_model
+
+    for asset in (imputed_customers, segment_model):
+        assert "compute" in asset.required_resource_keys
+
+
 def test_dask_backend_gives_the_in_memory_selection():
     distributed = pytest.importorskip("distributed")
     X = _data()

@@ -7,7 +7,7 @@ import pandas as pd
 from em_pipeline.defs.assets.features import FEATURES, TRANSFORM
 from em_pipeline.defs.config import ImputeConfig
 from em_pipeline.defs.partitions import daily_partitions
-from em_pipeline.defs.resources import CustomerSchemaResource, PipelineStorage
+from em_pipeline.defs.resources import ComputeBackend, CustomerSchemaResource, PipelineStorage
 from em_pipeline.lib.transforms import FeatureTransform
 
 IMPUTED = "imputed_customers.parquet"
@@ -32,6 +32,7 @@ def imputed_customers(
     config: ImputeConfig,
     customer_schema: CustomerSchemaResource,
     storage: PipelineStorage,
+    compute: ComputeBackend,
 ) -> dg.MaterializeResult:
     from em_core import select_model
 
@@ -59,6 +60,7 @@ def imputed_customers(
         tol=config.tol,
         max_iter=config.max_iter,
         reg_covar=config.reg_covar,
+        n_jobs=compute.selection_n_jobs,  # the features are in memory: worker processes, no Dask
     )
     gm = res.best
     completed = transform.inverse(gm.impute(z))
