@@ -319,10 +319,39 @@ if HAVE_NUMBA:  # pragma: no branch
         the row constants ``RC[k] = log w_k + log det terms``.
 
         Long runs loop over rows innermost; short ones (full only) row by row with the components
-        innermost (``Zk`` (d, K) scratch), which avoids ~|m|·|o| loop starts per component.
+        innermost (``Zk`` (d, K') scratch), which avoids ~|m|·|o| loop starts per component; with
+        four lanes (K' = 4, ``meansT`` padded) written out, as in ``_factor_pattern4``.
         """
         K = D.shape[0]
         d = Xt.shape[0]
+        if mode == 0 and r1 - r0 <= _SHORT_RUN and negA.shape[2] == 4:
+            for r in range(r0, r1):
+                for j in range(no):
+                    o = oi[j]
+                    x = Xt[o, r]
+                    Zk[o, 0] = x - meansT[o, 0]
+                    Zk[o, 1] = x - meansT[o, 1]
+                    Zk[o, 2] = x - meansT[o, 2]
+                    Zk[o, 3] = x - meansT[o, 3]
+                for a in range(nm):
+                    s0 = s1 = s2 = s3 = 0.0
+                    for j in range(no):
+                        o = oi[j]
+                        s0 += negA[a, j, 0] * Zk[o, 0]
+                        s1 += negA[a, j, 1] * Zk[o, 1]
+                        s2 += negA[a, j, 2] * Zk[o, 2]
+                        s3 += negA[a, j, 3] * Zk[o, 3]
+                    ma = mi[a]
+                    Zk[ma, 0] = s0
+                    Zk[ma, 1] = s1
+                    Zk[ma, 2] = s2
+                    Zk[ma, 3] = s3
+                for k in range(K):
+                    if active[k]:
+                        RC[k, r] = pconst[k]
+                        for i in range(d):
+                            D[k, i, r] = Zk[i, k]
+            return
         if mode == 0 and r1 - r0 <= _SHORT_RUN:
             for r in range(r0, r1):
                 for j in range(no):
@@ -485,7 +514,7 @@ if HAVE_NUMBA:  # pragma: no branch
                     D[k, d, r] = 1.0
             RMT = np.empty((block, K, d)) if mode == 1 else np.empty((1, 1, 1))
             RC = np.empty((K, block))
-            Zk = np.empty((d, K))
+            Zk = np.empty((d, KP))
             Wt = np.empty((d + 1, block))
             S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
             y = np.empty(block)
@@ -875,7 +904,8 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         off = np.ascontiguousarray(means - shift)
         has_off = bool(np.any(off))
         perm = _EMPTY_PERM if presorted else _grouping_order(X)
-        meansT = np.ascontiguousarray(means.T)
+        meansT = np.zeros((d, max(K, Lam.shape[2])))  # full: padded like Lam (see _fill_run)
+        meansT[:, :K] = means.T
         args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
                 _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
