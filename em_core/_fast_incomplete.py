@@ -69,6 +69,7 @@ if HAVE_NUMBA:  # pragma: no branch
 
     from ._fast_kernels import (
         _add_weighted_gram,
+        _add_whitened_squares,
         _block_scratch,
         _normalise_block,
         _scatter_gram,
@@ -442,31 +443,8 @@ if HAVE_NUMBA:  # pragma: no branch
                 continue
             for r in range(nb):
                 maha[r] = 0.0
-            if mode == 0:  # four terms per pass over y, in order (as the complete kernel)
-                for j in range(d):
-                    p = P[k, 0, j]
-                    for r in range(nb):
-                        y[r] = D[k, 0, r] * p
-                    ilim = j + 1 if tri else d
-                    i = 1
-                    while i + 4 <= ilim:
-                        p0, p1, p2, p3 = P[k, i, j], P[k, i + 1, j], P[k, i + 2, j], P[k, i + 3, j]
-                        for r in range(nb):
-                            y[r] = (
-                                y[r]
-                                + D[k, i, r] * p0
-                                + D[k, i + 1, r] * p1
-                                + D[k, i + 2, r] * p2
-                                + D[k, i + 3, r] * p3
-                            )
-                        i += 4
-                    while i < ilim:
-                        p = P[k, i, j]
-                        for r in range(nb):
-                            y[r] += D[k, i, r] * p
-                        i += 1
-                    for r in range(nb):
-                        maha[r] += y[r] * y[r]
+            if mode == 0:
+                _add_whitened_squares(D, k, P, tri, nb, y, maha)
             else:
                 for q in range(nruns):
                     u0 = np.uint64(run_r0[q])  # unsigned: the loops vectorise
