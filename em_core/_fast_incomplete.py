@@ -402,15 +402,34 @@ if HAVE_NUMBA:  # pragma: no branch
                     m = means[k, o]
                     for r in range(u0, u1):
                         D[k, o, r] = Xt[o, r] - m
-                for a in range(nm):
+                for a in range(nm):  # four terms per pass, in order of j (as the whitening)
                     ma = mi[a]
                     for r in range(u0, u1):
                         D[k, ma, r] = 0.0
-                    for j in range(no):
+                    j = 0
+                    while j + 4 <= no:
+                        c0, c1, c2, c3 = (
+                            negA[a, j, k],
+                            negA[a, j + 1, k],
+                            negA[a, j + 2, k],
+                            negA[a, j + 3, k],
+                        )
+                        o0, o1, o2, o3 = oi[j], oi[j + 1], oi[j + 2], oi[j + 3]
+                        for r in range(u0, u1):
+                            D[k, ma, r] = (
+                                D[k, ma, r]
+                                + c0 * D[k, o0, r]
+                                + c1 * D[k, o1, r]
+                                + c2 * D[k, o2, r]
+                                + c3 * D[k, o3, r]
+                            )
+                        j += 4
+                    while j < no:
                         coef = negA[a, j, k]
                         o = oi[j]
                         for r in range(u0, u1):
                             D[k, ma, r] += coef * D[k, o, r]
+                        j += 1
             else:
                 for a in range(d):
                     t = mtil[k, a]
