@@ -20,13 +20,14 @@ Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are
 lasts, so a pattern is factorised once per parallel chunk (not per row) and there is no Python loop
 over patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). Per run the kernel fills
 the transposed (d, rows) buffers ``D[k] = x̂ − μ_k``; the whole block is then whitened with the
-triangle of P_k, normalised, and its moments are one ``dgemm`` per component on ``[r·z; r]ᵀ [z; 1]``
-(z = x̂ − c), exactly as in the complete kernel. The conditional covariances of the block's runs are
-kept (a bounded store: a block ends early when it is full) and added as ``(Σ_run r_ik) C_k`` after
-the normalisation. ``tied`` factorises once per pattern (one Λ) and whitens the filled row ``x̃ =
-[x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``). Loops over a
-run's rows use unsigned indices: with a signed start numba's wrap-around checks stop LLVM from
-vectorising them (7× slower).
+triangle of P_k, normalised, and its moments are the register-tiled weighted Gram of ``[z; 1]`` (z =
+x̂ − c) per component, exactly as in the complete kernel (``_add_weighted_gram``; no BLAS). With K ≤
+4 the factorisation runs in four written-out lanes (``_factor_pattern4``). The conditional
+covariances of the block's runs are kept (a bounded store: a block ends early when it is full) and
+added as ``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per pattern (one Λ)
+and whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component (``m̃_k
+= [μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed start numba's
+wrap-around checks stop LLVM from vectorising them (7× slower).
 
 ``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
 (a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.
