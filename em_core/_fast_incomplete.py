@@ -18,11 +18,14 @@ Each row block (at most ``block`` rows) is cut into runs of one pattern. When a 
 pattern its factors are computed inside the kernel for all components at once (vectorised over K):
 Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are kept while the pattern
 lasts, so a pattern is factorised once per parallel chunk (not per row) and there is no Python loop
-over patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). Per run the kernel fills
-the transposed (d, rows) buffers ``D[k] = x̂ − μ_k``; the whole block is then whitened with the
-triangle of P_k, normalised, and its moments are the register-tiled weighted Gram of ``[z; 1]`` (z =
-x̂ − c) per component, exactly as in the complete kernel (``_add_weighted_gram``; no BLAS). With K ≤
-4 the factorisation runs in four written-out lanes (``_factor_pattern4``). The conditional
+over patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). The transposed (d, rows)
+buffers ``D[k] = x̂ − μ_k`` receive ``x − μ_k`` for the whole block at once (NaN where missing) and
+each run then overwrites its missing rows with ``−A (x_o − μ_o)``: few loops per run, since most
+runs are short and every loop pays its own start-up. The block is whitened with the triangle of
+P_k, normalised, and its moments are the register-tiled weighted Gram of ``[z; 1]`` (z = x̂ − c) per
+component, exactly as in the complete kernel (``_add_weighted_gram``; no BLAS). K is padded with
+identity components to a multiple of 4 (the factorisation's loops over K vectorise without a
+remainder), and K' = 4 runs in four written-out lanes (``_factor_pattern4``). The conditional
 covariances of the block's runs are kept (a bounded store: a block ends early when it is full) and
 added as ``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per pattern (one Λ)
 and whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component (``m̃_k
@@ -181,144 +184,160 @@ if HAVE_NUMBA:  # pragma: no branch
                     C[b, a, k] = s[k]
 
     @njit(**_JIT)
+    def _sub_scaled4(dst, a, src, b, n, l0, l1, l2, l3):  # pragma: no cover - compiled
+        """``dst[a, j, q] −= l_q · src[b, j, q]`` for j < n and the four lanes q. Each j loads
+        its eight values before it stores: LLVM then overlaps the four chains without having
+        to prove that rows a and b differ (which it cannot)."""
+        for j in range(np.uint64(n)):
+            x0, x1, x2, x3 = dst[a, j, 0], dst[a, j, 1], dst[a, j, 2], dst[a, j, 3]
+            y0, y1, y2, y3 = src[b, j, 0], src[b, j, 1], src[b, j, 2], src[b, j, 3]
+            dst[a, j, 0] = x0 - l0 * y0
+            dst[a, j, 1] = x1 - l1 * y1
+            dst[a, j, 2] = x2 - l2 * y2
+            dst[a, j, 3] = x3 - l3 * y3
+
+    @njit(**_JIT)
+    def _scale4(dst, a, n, i0, i1, i2, i3):  # pragma: no cover - compiled
+        """``dst[a, j, q] *= i_q`` for j < n and the four lanes q."""
+        for j in range(np.uint64(n)):
+            x0, x1, x2, x3 = dst[a, j, 0], dst[a, j, 1], dst[a, j, 2], dst[a, j, 3]
+            dst[a, j, 0] = x0 * i0
+            dst[a, j, 1] = x1 * i1
+            dst[a, j, 2] = x2 * i2
+            dst[a, j, 3] = x3 * i3
+
+    @njit(**_JIT)
     def _factor_pattern4(
         LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s
-    ):  # pragma: no cover
-        """``_factor_pattern`` with the components in blocks of four written out as four scalar
-        chains (``LamT.shape[2]`` a multiple of 4): LLVM packs them into one vector operation
-        per step. At K' ≤ 4 (padded to 4) it takes 1.6 µs per pattern against 2.6 µs for the
-        loops over K, whose four iterations are too short for its loop vectoriser; from K = 8
-        the loops are as fast. tied (one precision, K' = 1) gains less (kernel 229–250 →
-        207–219 ms at 10⁶ × 16, K = 4). Bitwise the same results (the same operations per lane)."""
-        KP = LamT.shape[2]
-        for k in range(0, KP, 4):
-            for a in range(nm):
-                ma = mi[a]
-                for b in range(a + 1):
-                    mb = mi[b]
-                    s0 = LamT[ma, mb, k]
-                    s1 = LamT[ma, mb, k + 1]
-                    s2 = LamT[ma, mb, k + 2]
-                    s3 = LamT[ma, mb, k + 3]
-                    for j in range(b):
-                        s0 -= Lc[a, j, k] * Lc[b, j, k]
-                        s1 -= Lc[a, j, k + 1] * Lc[b, j, k + 1]
-                        s2 -= Lc[a, j, k + 2] * Lc[b, j, k + 2]
-                        s3 -= Lc[a, j, k + 3] * Lc[b, j, k + 3]
-                    if a == b:
-                        v0 = math.sqrt(s0)
-                        v1 = math.sqrt(s1)
-                        v2 = math.sqrt(s2)
-                        v3 = math.sqrt(s3)
-                        Lc[a, a, k] = v0
-                        Lc[a, a, k + 1] = v1
-                        Lc[a, a, k + 2] = v2
-                        Lc[a, a, k + 3] = v3
-                        idg[a, k] = 1.0 / v0
-                        idg[a, k + 1] = 1.0 / v1
-                        idg[a, k + 2] = 1.0 / v2
-                        idg[a, k + 3] = 1.0 / v3
-                    else:
-                        Lc[a, b, k] = s0 * idg[b, k]
-                        Lc[a, b, k + 1] = s1 * idg[b, k + 1]
-                        Lc[a, b, k + 2] = s2 * idg[b, k + 2]
-                        Lc[a, b, k + 3] = s3 * idg[b, k + 3]
-            # log det
-            p0 = p1 = p2 = p3 = 1.0
-            for a in range(nm):
-                p0 *= Lc[a, a, k]
-                p1 *= Lc[a, a, k + 1]
-                p2 *= Lc[a, a, k + 2]
-                p3 *= Lc[a, a, k + 3]
-            for q, pr in ((0, p0), (1, p1), (2, p2), (3, p3)):
-                if 1e-300 < pr < 1e300:
-                    hld[k + q] = math.log(pr)
+    ):  # pragma: no cover - compiled
+        """``_factor_pattern`` for exactly four components (K' = 4, padded), written out as four
+        independent scalar chains with constant lane indices. numba leaves LLVM's SLP vectoriser
+        off, so the lanes are not packed into vectors; they overlap in the pipeline instead. The
+        solves update one row at a time (``_sub_scaled4``), each entry in the same order as the
+        dot products of ``_factor_pattern``: bitwise the same results. At d = 16 with 20 % MCAR
+        a pattern takes 1.1 µs, against 2.6 µs for the loops over K (four iterations are too
+        short for the loop vectoriser) and 1.6 µs for dot-product chains (their loads wait for
+        the stores before them)."""
+        for a in range(nm):  # Cholesky Λ_mm = Lc Lcᵀ
+            ma = mi[a]
+            for b in range(a + 1):
+                mb = mi[b]
+                s0, s1, s2, s3 = LamT[ma, mb, 0], LamT[ma, mb, 1], LamT[ma, mb, 2], LamT[ma, mb, 3]
+                for j in range(b):
+                    x0, x1, x2, x3 = Lc[a, j, 0], Lc[a, j, 1], Lc[a, j, 2], Lc[a, j, 3]
+                    y0, y1, y2, y3 = Lc[b, j, 0], Lc[b, j, 1], Lc[b, j, 2], Lc[b, j, 3]
+                    s0 -= x0 * y0
+                    s1 -= x1 * y1
+                    s2 -= x2 * y2
+                    s3 -= x3 * y3
+                if a == b:
+                    v0, v1, v2, v3 = math.sqrt(s0), math.sqrt(s1), math.sqrt(s2), math.sqrt(s3)
+                    Lc[a, a, 0], Lc[a, a, 1], Lc[a, a, 2], Lc[a, a, 3] = v0, v1, v2, v3
+                    idg[a, 0], idg[a, 1] = 1.0 / v0, 1.0 / v1
+                    idg[a, 2], idg[a, 3] = 1.0 / v2, 1.0 / v3
                 else:
-                    h = 0.0
-                    for a in range(nm):
-                        h += math.log(Lc[a, a, k + q])
-                    hld[k + q] = h
-            # forward W = Lc^-1 Lam_mo
-            for a in range(nm):
-                ma = mi[a]
-                for j in range(no):
-                    oj = oi[j]
-                    s0 = LamT[ma, oj, k]
-                    s1 = LamT[ma, oj, k + 1]
-                    s2 = LamT[ma, oj, k + 2]
-                    s3 = LamT[ma, oj, k + 3]
-                    for b in range(a):
-                        s0 -= Lc[a, b, k] * W[b, j, k]
-                        s1 -= Lc[a, b, k + 1] * W[b, j, k + 1]
-                        s2 -= Lc[a, b, k + 2] * W[b, j, k + 2]
-                        s3 -= Lc[a, b, k + 3] * W[b, j, k + 3]
-                    W[a, j, k] = s0 * idg[a, k]
-                    W[a, j, k + 1] = s1 * idg[a, k + 1]
-                    W[a, j, k + 2] = s2 * idg[a, k + 2]
-                    W[a, j, k + 3] = s3 * idg[a, k + 3]
-            for a in range(nm - 1, -1, -1):
-                for j in range(no):
-                    s0 = W[a, j, k]
-                    s1 = W[a, j, k + 1]
-                    s2 = W[a, j, k + 2]
-                    s3 = W[a, j, k + 3]
-                    for b in range(a + 1, nm):
-                        s0 -= Lc[b, a, k] * W[b, j, k]
-                        s1 -= Lc[b, a, k + 1] * W[b, j, k + 1]
-                        s2 -= Lc[b, a, k + 2] * W[b, j, k + 2]
-                        s3 -= Lc[b, a, k + 3] * W[b, j, k + 3]
-                    v0 = s0 * idg[a, k]
-                    v1 = s1 * idg[a, k + 1]
-                    v2 = s2 * idg[a, k + 2]
-                    v3 = s3 * idg[a, k + 3]
-                    W[a, j, k] = v0
-                    W[a, j, k + 1] = v1
-                    W[a, j, k + 2] = v2
-                    W[a, j, k + 3] = v3
-                    negA[a, j, k] = -v0
-                    negA[a, j, k + 1] = -v1
-                    negA[a, j, k + 2] = -v2
-                    negA[a, j, k + 3] = -v3
-            for b in range(nm):
-                Linv[b, b, k] = idg[b, k]
-                Linv[b, b, k + 1] = idg[b, k + 1]
-                Linv[b, b, k + 2] = idg[b, k + 2]
-                Linv[b, b, k + 3] = idg[b, k + 3]
-                for a in range(b + 1, nm):
-                    s0 = s1 = s2 = s3 = 0.0
-                    for j in range(b, a):
-                        s0 -= Lc[a, j, k] * Linv[j, b, k]
-                        s1 -= Lc[a, j, k + 1] * Linv[j, b, k + 1]
-                        s2 -= Lc[a, j, k + 2] * Linv[j, b, k + 2]
-                        s3 -= Lc[a, j, k + 3] * Linv[j, b, k + 3]
-                    Linv[a, b, k] = s0 * idg[a, k]
-                    Linv[a, b, k + 1] = s1 * idg[a, k + 1]
-                    Linv[a, b, k + 2] = s2 * idg[a, k + 2]
-                    Linv[a, b, k + 3] = s3 * idg[a, k + 3]
-            for a in range(nm):
-                for b in range(a, nm):
-                    s0 = s1 = s2 = s3 = 0.0
-                    for j in range(b, nm):
-                        s0 += Linv[j, a, k] * Linv[j, b, k]
-                        s1 += Linv[j, a, k + 1] * Linv[j, b, k + 1]
-                        s2 += Linv[j, a, k + 2] * Linv[j, b, k + 2]
-                        s3 += Linv[j, a, k + 3] * Linv[j, b, k + 3]
-                    C[a, b, k] = s0
-                    C[a, b, k + 1] = s1
-                    C[a, b, k + 2] = s2
-                    C[a, b, k + 3] = s3
-                    C[b, a, k] = s0
-                    C[b, a, k + 1] = s1
-                    C[b, a, k + 2] = s2
-                    C[b, a, k + 3] = s3
+                    i0, i1, i2, i3 = idg[b, 0], idg[b, 1], idg[b, 2], idg[b, 3]
+                    Lc[a, b, 0], Lc[a, b, 1] = s0 * i0, s1 * i1
+                    Lc[a, b, 2], Lc[a, b, 3] = s2 * i2, s3 * i3
+        p0 = p1 = p2 = p3 = 1.0  # ½ log det Λ_mm = log Π diag Lc
+        for a in range(nm):
+            p0 *= Lc[a, a, 0]
+            p1 *= Lc[a, a, 1]
+            p2 *= Lc[a, a, 2]
+            p3 *= Lc[a, a, 3]
+        for q, pr in ((0, p0), (1, p1), (2, p2), (3, p3)):
+            if 1e-300 < pr < 1e300:
+                hld[q] = math.log(pr)
+            else:  # the product left the normal range: sum the logs instead
+                h = 0.0
+                for a in range(nm):
+                    h += math.log(Lc[a, a, q])
+                hld[q] = h
+        for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above it
+            ma = mi[a]
+            for j in range(no):
+                oj = oi[j]
+                W[a, j, 0], W[a, j, 1] = LamT[ma, oj, 0], LamT[ma, oj, 1]
+                W[a, j, 2], W[a, j, 3] = LamT[ma, oj, 2], LamT[ma, oj, 3]
+            for b in range(a):
+                _sub_scaled4(W, a, W, b, no, Lc[a, b, 0], Lc[a, b, 1], Lc[a, b, 2], Lc[a, b, 3])
+            _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
+        for a in range(nm - 1, -1, -1):  # backward: Lcᵀ A = W, row a from the rows below it
+            for b in range(a + 1, nm):
+                _sub_scaled4(W, a, W, b, no, Lc[b, a, 0], Lc[b, a, 1], Lc[b, a, 2], Lc[b, a, 3])
+            _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
+            for j in range(np.uint64(no)):
+                v0, v1, v2, v3 = W[a, j, 0], W[a, j, 1], W[a, j, 2], W[a, j, 3]
+                negA[a, j, 0], negA[a, j, 1], negA[a, j, 2], negA[a, j, 3] = -v0, -v1, -v2, -v3
+        for a in range(nm):  # Linv = Lc⁻¹ (lower), row a from the rows above it
+            for b in range(np.uint64(a)):
+                Linv[a, b, 0] = Linv[a, b, 1] = Linv[a, b, 2] = Linv[a, b, 3] = 0.0
+            for j in range(a):
+                l0, l1, l2, l3 = Lc[a, j, 0], Lc[a, j, 1], Lc[a, j, 2], Lc[a, j, 3]
+                _sub_scaled4(Linv, a, Linv, j, j + 1, l0, l1, l2, l3)
+            i0, i1, i2, i3 = idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3]
+            _scale4(Linv, a, a, i0, i1, i2, i3)
+            Linv[a, a, 0], Linv[a, a, 1], Linv[a, a, 2], Linv[a, a, 3] = i0, i1, i2, i3
+        for a in range(nm):  # C = Linvᵀ Linv: the upper triangle, one row of Linv at a time
+            for b in range(a, nm):
+                C[a, b, 0] = C[a, b, 1] = C[a, b, 2] = C[a, b, 3] = 0.0
+        for j in range(nm):
+            for a in range(j + 1):
+                l0, l1, l2, l3 = Linv[j, a, 0], Linv[j, a, 1], Linv[j, a, 2], Linv[j, a, 3]
+                for b in range(a, j + 1):
+                    x0, x1, x2, x3 = C[a, b, 0], C[a, b, 1], C[a, b, 2], C[a, b, 3]
+                    y0, y1, y2, y3 = Linv[j, b, 0], Linv[j, b, 1], Linv[j, b, 2], Linv[j, b, 3]
+                    C[a, b, 0] = x0 + l0 * y0
+                    C[a, b, 1] = x1 + l1 * y1
+                    C[a, b, 2] = x2 + l2 * y2
+                    C[a, b, 3] = x3 + l3 * y3
+        for a in range(nm):
+            for b in range(a + 1, nm):
+                C[b, a, 0], C[b, a, 1] = C[a, b, 0], C[a, b, 1]
+                C[b, a, 2], C[b, a, 3] = C[a, b, 2], C[a, b, 3]
+
+    @njit(inline="always", **_JIT)
+    def _fill_missing_row(D, k, ma, negA, a, oi, no, u0, u1):  # pragma: no cover - compiled
+        """``D[k, ma, r] = Σ_j negA[a, j, k] D[k, oi[j], r]`` over rows u0:u1, in order of j and
+        four terms per pass over the row (the last pass padded with zero terms, which add
+        exactly nothing), so ⌈|o|/4⌉ loops, each with its own start-up and overlap checks."""
+        if no == 0:
+            for r in range(u0, u1):
+                D[k, ma, r] = 0.0
+            return
+        j = 0
+        while j < no:
+            c0, o0 = negA[a, j, k], oi[j]
+            c1, o1 = (negA[a, j + 1, k], oi[j + 1]) if j + 1 < no else (0.0, o0)
+            c2, o2 = (negA[a, j + 2, k], oi[j + 2]) if j + 2 < no else (0.0, o0)
+            c3, o3 = (negA[a, j + 3, k], oi[j + 3]) if j + 3 < no else (0.0, o0)
+            if j == 0:
+                for r in range(u0, u1):
+                    D[k, ma, r] = (  # 0.0 + …: the same rounding as a zeroed row plus terms
+                        0.0
+                        + c0 * D[k, o0, r]
+                        + c1 * D[k, o1, r]
+                        + c2 * D[k, o2, r]
+                        + c3 * D[k, o3, r]
+                    )
+            else:
+                for r in range(u0, u1):
+                    D[k, ma, r] = (
+                        D[k, ma, r]
+                        + c0 * D[k, o0, r]
+                        + c1 * D[k, o1, r]
+                        + c2 * D[k, o2, r]
+                        + c3 * D[k, o3, r]
+                    )
+            j += 4
 
     @njit(**_JIT)
     def _fill_run(
-        r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt, active,
-        Xt, Zt, Zk, D, RC,
+        r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt, Zk, D, RC,
     ):  # fmt: skip  # pragma: no cover - compiled
-        """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` (tied: ``Zt = x̃`` too) and of
-        the row constants ``RC[k] = log w_k + log det terms``.
+        """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` and of the row constants
+        ``RC[k] = log w_k + log det terms``. full: only the missing rows (the block loop has put
+        ``x − μ_k`` in all of them); tied: all rows, from ``Zt = x̃``.
 
         Long runs loop over rows innermost; short ones (full only) row by row with the components
         innermost (``Zk`` (d, K') scratch), which avoids ~|m|·|o| loop starts per component; with
@@ -351,8 +370,9 @@ if HAVE_NUMBA:  # pragma: no branch
                 for k in range(K):
                     if active[k]:
                         RC[k, r] = pconst[k]
-                        for i in range(d):
-                            D[k, i, r] = Zk[i, k]
+                        for a in range(nm):
+                            ma = mi[a]
+                            D[k, ma, r] = Zk[ma, k]
             return
         if mode == 0 and r1 - r0 <= _SHORT_RUN:
             for r in range(r0, r1):
@@ -372,8 +392,9 @@ if HAVE_NUMBA:  # pragma: no branch
                 for k in range(K):
                     if active[k]:
                         RC[k, r] = pconst[k]
-                        for i in range(d):
-                            D[k, i, r] = Zk[i, k]
+                        for a in range(nm):
+                            ma = mi[a]
+                            D[k, ma, r] = Zk[ma, k]
             return
         u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
         u1 = np.uint64(r1)
@@ -397,40 +418,9 @@ if HAVE_NUMBA:  # pragma: no branch
             ck = pconst[k]
             for r in range(u0, u1):
                 RC[k, r] = ck
-            if mode == 0:
-                for j in range(no):
-                    o = oi[j]
-                    m = means[k, o]
-                    for r in range(u0, u1):
-                        D[k, o, r] = Xt[o, r] - m
-                for a in range(nm):  # four terms per pass, in order of j (as the whitening)
-                    ma = mi[a]
-                    for r in range(u0, u1):
-                        D[k, ma, r] = 0.0
-                    j = 0
-                    while j + 4 <= no:
-                        c0, c1, c2, c3 = (
-                            negA[a, j, k],
-                            negA[a, j + 1, k],
-                            negA[a, j + 2, k],
-                            negA[a, j + 3, k],
-                        )
-                        o0, o1, o2, o3 = oi[j], oi[j + 1], oi[j + 2], oi[j + 3]
-                        for r in range(u0, u1):
-                            D[k, ma, r] = (
-                                D[k, ma, r]
-                                + c0 * D[k, o0, r]
-                                + c1 * D[k, o1, r]
-                                + c2 * D[k, o2, r]
-                                + c3 * D[k, o3, r]
-                            )
-                        j += 4
-                    while j < no:
-                        coef = negA[a, j, k]
-                        o = oi[j]
-                        for r in range(u0, u1):
-                            D[k, ma, r] += coef * D[k, o, r]
-                        j += 1
+            if mode == 0:  # D[k, o] holds x_o − μ_o already (see the block loop)
+                for a in range(nm):
+                    _fill_missing_row(D, k, mi[a], negA, a, oi, no, u0, u1)
             else:
                 for a in range(d):
                     t = mtil[k, a]
@@ -555,6 +545,13 @@ if HAVE_NUMBA:  # pragma: no branch
                     src = b0 + r if ident else perm[b0 + r]
                     for j in range(d):
                         Xt[j, r] = X[src, j]
+                if mode == 0:  # x − μ_k for the whole block; the runs fill the missing rows
+                    for k in range(K):
+                        if active[k]:
+                            for i in range(d):
+                                m = means[k, i]
+                                for r in range(nb):
+                                    D[k, i, r] = Xt[i, r] - m
                 nruns = 0
                 coff = 0
                 r0 = 0
@@ -618,8 +615,8 @@ if HAVE_NUMBA:  # pragma: no branch
                         nb = r0  # cstore is full: the block ends before this run
                         break
                     _fill_run(
-                        r0, r1, mode, nm, no, mi, oi, means, meansT, negA, pconst, mtil, mt,
-                        active, Xt, Zt, Zk, D, RC,
+                        r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt,
+                        Zk, D, RC,
                     )  # fmt: skip
                     run_r0[nruns] = r0
                     if mode == 1:
@@ -893,8 +890,9 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
             raise ValueError("precisions_chol has the wrong shape")
         P = np.ascontiguousarray(P)
         Lam = P @ np.swapaxes(P, 1, 2)
-        if Lam.shape[0] < 4:  # identity components pad K to the lanes of _factor_pattern4
-            Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (4 - Lam.shape[0], d, d))])
+        pad = -Lam.shape[0] % 4  # identity components: K' a multiple of 4 (see _factor_pattern)
+        if pad:
+            Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (pad, d, d))])
         Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K')
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
         const0 = np.ascontiguousarray(lw + (logdet if mode == 0 else logdet[0]))
