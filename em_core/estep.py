@@ -220,12 +220,17 @@ def summarize(
     ``incomplete_path=True`` sends complete rows through the missing-data kernels too (they must
     agree with the complete-data ones; the tests use it). ``known_complete=True`` (the source
     checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration;
-    ``pattern_sorted=True`` (the chunk's rows come grouped by missingness pattern) skips the
-    missing-data kernel's own ordering check.
+    ``pattern_sorted=True`` (the chunk's rows come grouped by missingness pattern, in ascending
+    :func:`pattern_keys` order, so complete rows first) skips the missing-data kernel's own
+    ordering check, and the chunk is complete exactly when its last row is.
     """
     if stats is None:
         stats = SufficientStats.zeros(params.covariance_type, params.means)
-    if not incomplete_path and (known_complete or not _may_have_nan(X)):
+    if pattern_sorted:
+        complete = X.shape[0] == 0 or not np.isnan(X[-1]).any()
+    else:
+        complete = known_complete or not _may_have_nan(X)
+    if not incomplete_path and complete:
         _add_kernel_stats(complete_stats, X, params, stats)
         return stats
     if USE_FAST_INCOMPLETE:  # handles complete rows too: no (n, d) mask needed

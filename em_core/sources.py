@@ -67,7 +67,11 @@ class ArraySource:
     quarter of a complete-data iteration. The chunks are the same either way.
     ``known_complete`` is True when X holds no NaN (checked once here, so the E-step need not
     scan every chunk on every iteration); ``pattern_sorted`` when the chunks come grouped by
-    pattern (the missing-data kernel then skips its own check, 3 % of an iteration).
+    pattern in ascending key order (the missing-data kernel then skips its own check, 3 % of an
+    iteration). The complete rows (key 0) then come first, and a chunk ends where they end: they
+    go through the faster complete-data kernel, and a sorted chunk is complete exactly when its
+    last row is (the E-step looks at that row instead of scanning the chunk, 6 % of an
+    iteration at 10⁶ × 16 on two threads).
     """
 
     #: Default cap on the pattern-sorted copy (bytes).
@@ -89,15 +93,22 @@ class ArraySource:
         missing = np.isnan(X)
         self.known_complete = not missing.any()
         self.pattern_sorted = group_patterns and not self.known_complete
+        n_complete = 0
         if self.pattern_sorted:
+            complete_rows = ~missing.any(axis=1)
+            n_complete = int(complete_rows.sum())
             self.order = np.argsort(pattern_keys(missing), kind="stable")
             cap = self.MAX_COPY_BYTES if max_copy_bytes is None else max_copy_bytes
             if X.nbytes <= cap:  # np.take: 5× faster than fancy indexing for short rows
                 self._sorted = np.take(X, self.order, axis=0)
+        step = self.chunk_size
+        self._bounds = [
+            *((a, min(a + step, n_complete)) for a in range(0, n_complete, step)),
+            *((a, min(a + step, self.n_samples)) for a in range(n_complete, self.n_samples, step)),
+        ]
 
     def chunks(self) -> Iterator[FloatArray]:
-        for start in range(0, self.n_samples, self.chunk_size):
-            stop = min(start + self.chunk_size, self.n_samples)
+        for start, stop in self._bounds:
             if self.order is None:
                 yield self.X[start:stop]
             elif self._sorted is not None:
