@@ -103,12 +103,12 @@ def run_em(
     run = EMRun(params)
     prev = -np.inf
     complete = bool(getattr(source, "known_complete", False))
+    incomplete = bool(getattr(source, "known_incomplete", False))
     grouped = bool(getattr(source, "pattern_sorted", False))
+    flags = dict(known_complete=complete, known_incomplete=incomplete, pattern_sorted=grouped)
     for it in range(max_iter + 1):
         current = run.params
-        stats: SufficientStats = source.map_reduce(
-            lambda X, p=current: summarize(X, p, known_complete=complete, pattern_sorted=grouped)
-        )
+        stats: SufficientStats = source.map_reduce(lambda X, p=current: summarize(X, p, **flags))
         ll = stats.log_likelihood
         if not np.isfinite(ll):
             run.degenerate = "log-likelihood is not finite"

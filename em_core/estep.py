@@ -212,6 +212,7 @@ def summarize(
     *,
     incomplete_path: bool = False,
     known_complete: bool = False,
+    known_incomplete: bool = False,
     pattern_sorted: bool = False,
 ) -> SufficientStats:
     """E-step over one chunk of rows: add its sufficient statistics to ``stats`` (or new ones).
@@ -219,7 +220,8 @@ def summarize(
     The statistics are taken around the current means (``stats.shift = params.means``).
     ``incomplete_path=True`` sends complete rows through the missing-data kernels too (they must
     agree with the complete-data ones; the tests use it). ``known_complete=True`` (the source
-    checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration;
+    checked once that it holds no NaN) skips the per-chunk NaN scan, ≈10 % of an iteration, and
+    so does ``known_incomplete=True`` (the source checked once that every chunk holds a NaN);
     ``pattern_sorted=True`` (the chunk's rows come grouped by missingness pattern, in ascending
     :func:`pattern_keys` order, so complete rows first) skips the missing-data kernel's own
     ordering check, and the chunk is complete exactly when its last row is.
@@ -228,6 +230,8 @@ def summarize(
         stats = SufficientStats.zeros(params.covariance_type, params.means)
     if pattern_sorted:
         complete = X.shape[0] == 0 or not np.isnan(X[-1]).any()
+    elif known_incomplete:
+        complete = False
     else:
         complete = known_complete or not _may_have_nan(X)
     if not incomplete_path and complete:

@@ -149,3 +149,16 @@ def test_pattern_sorted_copy_and_per_chunk_gather_give_the_same_chunks():
     assert copied.pattern_sorted and gathered.pattern_sorted
     assert not ArraySource(X, 128).pattern_sorted
     assert not ArraySource(np.nan_to_num(X), 128, group_patterns=True).pattern_sorted
+
+
+def test_unsorted_source_knows_when_every_chunk_has_a_missing_cell():
+    """With scattered NaN every chunk of an unsorted source holds one, and the source says so
+    (the E-step then skips its per-chunk scan); one complete chunk withdraws the claim."""
+    from em_core.sources import ArraySource
+
+    X = mcar(make_mixture(n=1000, seed=5).X, 0.3, seed=5)
+    assert ArraySource(X, 128).known_incomplete
+    X[:128] = np.nan_to_num(X[:128])  # the first chunk becomes complete
+    assert not ArraySource(X, 128).known_incomplete
+    assert not ArraySource(X, 128, group_patterns=True).known_incomplete  # sorted: own check
+    assert not ArraySource(np.nan_to_num(X), 128).known_incomplete
