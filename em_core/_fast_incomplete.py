@@ -830,7 +830,38 @@ if HAVE_NUMBA:  # pragma: no branch
                     for r in range(nb):
                         maha[r] = 0.0
                         rc[r] = 0.0
-                    for j in range(d):
+                    j = 0
+                    while j + 4 <= d:  # four features per pass, in order of j
+                        m0, m1, m2, m3 = (
+                            means[k, j],
+                            means[k, j + 1],
+                            means[k, j + 2],
+                            means[k, j + 3],
+                        )
+                        p0, p1, p2, p3 = Pd[k, j], Pd[k, j + 1], Pd[k, j + 2], Pd[k, j + 3]
+                        h0, h1, h2, h3 = hl[k, j], hl[k, j + 1], hl[k, j + 2], hl[k, j + 3]
+                        for r in range(nb):
+                            x0, x1, x2, x3 = Xt[j, r], Xt[j + 1, r], Xt[j + 2, r], Xt[j + 3, r]
+                            t0 = (x0 - m0) * p0
+                            t1 = (x1 - m1) * p1
+                            t2 = (x2 - m2) * p2
+                            t3 = (x3 - m3) * p3
+                            maha[r] = (
+                                maha[r]
+                                + (t0 * t0 if x0 == x0 else 0.0)
+                                + (t1 * t1 if x1 == x1 else 0.0)
+                                + (t2 * t2 if x2 == x2 else 0.0)
+                                + (t3 * t3 if x3 == x3 else 0.0)
+                            )
+                            rc[r] = (
+                                rc[r]
+                                + (h0 if x0 == x0 else 0.0)
+                                + (h1 if x1 == x1 else 0.0)
+                                + (h2 if x2 == x2 else 0.0)
+                                + (h3 if x3 == x3 else 0.0)
+                            )
+                        j += 4
+                    while j < d:
                         m = means[k, j]
                         p = Pd[k, j]
                         h = hl[k, j]
@@ -840,6 +871,7 @@ if HAVE_NUMBA:  # pragma: no branch
                             t = (x - m) * p
                             maha[r] += t * t if ob else 0.0
                             rc[r] += h if ob else 0.0
+                        j += 1
                     for r in range(nb):
                         v = ck + rc[r] - 0.5 * maha[r]
                         L[k, r] = v
