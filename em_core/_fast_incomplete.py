@@ -14,24 +14,25 @@ and the statistics are ``nk += r``, ``sx += r (x̂ − c)``, ``sxx += r (x̂ −
 
 ``full`` / ``tied``: the rows are visited in missingness-pattern order (``perm``; empty for the
 identity when the chunk is already sorted, as :class:`em_core.sources.ArraySource` delivers it).
-Each row block (at most ``block`` rows) is cut into runs of one pattern. When a run starts a new
-pattern its factors are computed inside the kernel for all components at once (vectorised over K):
-Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½ log det Λ_mm. They are kept while the pattern
-lasts, so a pattern is factorised once per parallel chunk (not per row) and there is no Python loop
-over patterns (at d = 16 with 20% MCAR, 10⁶ rows hold ~30 000 patterns). The transposed (d, rows)
-buffers ``D[k] = x̂ − μ_k`` receive ``x − μ_k`` for the whole block at once (NaN where missing) and
-each run then overwrites its missing rows with ``−A (x_o − μ_o)``: few loops per run, since most
-runs are short and every loop pays its own start-up. The block is whitened with the triangle of
-P_k, normalised, and its moments are the register-tiled weighted Gram of ``[z; 1]`` (z = x̂ − c) per
-component, exactly as in the complete kernel (``_add_weighted_gram``; no BLAS). full pads K with
-identity components to a multiple of 4 (the factorisation's loops over K vectorise without a
-remainder), and K' = 4 runs in four written-out lanes (``_factor_pattern4``); tied's single
-precision has a one-lane version (``_factor_pattern1``). The conditional covariances of the
-block's runs are kept (a bounded store: a block ends early when it is full) and added as
-``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per pattern (one Λ) and
-whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per component (``m̃_k =
-[μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed start numba's
-wrap-around checks stop LLVM from vectorising them (7× slower).
+Each row block (at most ``block`` rows) is cut into runs of one pattern, found by a 64-bit key of
+each row's missing cells built while the block is gathered (above d = 64 the key only filters and
+the cells decide). When a run starts a new pattern its factors are computed inside the kernel for
+all components at once (vectorised over K): Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½
+log det Λ_mm. They are kept while the pattern lasts, so a pattern is factorised once per parallel
+chunk (not per row) and there is no Python loop over patterns (at d = 16 with 20% MCAR, 10⁶ rows
+hold ~30 000 patterns). The transposed (d, rows) buffers ``D[k] = x̂ − μ_k`` receive ``x − μ_k`` for
+the whole block at once (NaN where missing) and each run then overwrites its missing rows with ``−A
+(x_o − μ_o)``: few loops per run, since most runs are short and every loop pays its own start-up.
+The block is whitened with the triangle of P_k, normalised, and its moments are the register-tiled
+weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the complete kernel
+(``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4 (the
+factorisation's loops over K vectorise without a remainder), and K' = 4 runs in four written-out
+lanes (``_factor_pattern4``); tied's single precision has a one-lane version (``_factor_pattern1``).
+The conditional covariances of the block's runs are kept (a bounded store: a block ends early when
+it is full) and added as ``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per
+pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per
+component (``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed
+start numba's wrap-around checks stop LLVM from vectorising them (7× slower).
 
 ``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
 (a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.
@@ -578,6 +579,9 @@ if HAVE_NUMBA:  # pragma: no branch
             # the current pattern and its factors
             cur = np.zeros(d, dtype=np.bool_)
             have = False
+            bkey = np.empty(block, dtype=np.uint64)  # bit j % 64: cell j missing
+            curkey = np.uint64(0)
+            short_keys = d <= 64  # then the key is the pattern
             mi = np.empty(d, dtype=np.int64)
             oi = np.empty(d, dtype=np.int64)
             nm = 0
@@ -609,8 +613,12 @@ if HAVE_NUMBA:  # pragma: no branch
                 nb = min(block, stop - b0)
                 for r in range(nb):
                     src = b0 + r if ident else perm[b0 + r]
+                    key = np.uint64(0)
                     for j in range(d):
-                        Xt[j, r] = X[src, j]
+                        x = X[src, j]
+                        Xt[j, r] = x
+                        key |= np.uint64(x != x) << np.uint64(j & 63)
+                    bkey[r] = key
                 if mode == 1:
                     for i in range(d):
                         for r in range(nb):
@@ -625,14 +633,15 @@ if HAVE_NUMBA:  # pragma: no branch
                 coff = 0
                 r0 = 0
                 while r0 < nb:
-                    same = have
-                    if have:
+                    same = have and bkey[r0] == curkey
+                    if same and not short_keys:
                         for j in range(d):
                             if (Xt[j, r0] != Xt[j, r0]) != cur[j]:
                                 same = False
                                 break
                     if not same:  # a new pattern: factorise
                         have = True
+                        curkey = bkey[r0]
                         nm = 0
                         no = 0
                         for j in range(d):
@@ -675,14 +684,15 @@ if HAVE_NUMBA:  # pragma: no branch
                                         s += mtil[k, i] * P[0, i, j]
                                     mt[k, j] = s
                     r1 = r0 + 1
-                    while r1 < nb:
-                        eq = True
-                        for j in range(d):
-                            if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
-                                eq = False
+                    while r1 < nb and bkey[r1] == curkey:
+                        if not short_keys:  # d > 64: the key is only a filter
+                            eq = True
+                            for j in range(d):
+                                if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
+                                    eq = False
+                                    break
+                            if not eq:
                                 break
-                        if not eq:
-                            break
                         r1 += 1
                     if want_stats and nruns > 0 and coff + KP * nm * nm > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run

@@ -186,12 +186,23 @@ def test_negligible_and_zero_weight_components(cov):
 
 
 @needs_numba
-def test_many_features_and_patterns():
-    """d > 62 (patterns keyed by packed bytes) and nearly every row its own pattern."""
+@pytest.mark.parametrize("d", [64, 70])
+def test_many_features_and_patterns(d):
+    """d > 62 (the sort keys patterns by packed bytes), d > 64 (the kernel's 64-bit row key
+    then only filters, the cells decide) and nearly every row its own pattern."""
     rng = np.random.default_rng(13)
-    n, d, K = 60, 64, 2
+    n, K = 60, 2
     X = _data(rng, n, d, rate=0.5)
-    for cov in ("full", "diag"):
+    # pairs of rows share a pattern, except rows 2 and 3: they differ only in columns 0 and c,
+    # which share a bit of a 64-bit key at d > 64
+    X[1::2] = np.where(np.isnan(X[::2]), np.nan, rng.normal(size=(n // 2, d)))
+    c = 64 if d > 64 else 1
+    X[2, 0], X[2, c], X[3, 0], X[3, c] = np.nan, 1.0, 1.0, np.nan
+    assert (np.isnan(X[2]) != np.isnan(X[3])).sum() == 2
+    for cov in ("full", "tied", "diag"):
         log_weights, means, pc = _params(rng, d, K, cov)
         ref, _ = reference(X, log_weights, means, pc, cov, means)
         assert_stats(fi.incomplete_stats(X, log_weights, means, pc, cov, means), ref)
+        # in this order rows 2 and 3 are neighbours: their patterns must not be merged
+        got = fi.incomplete_stats(X, log_weights, means, pc, cov, means, presorted=True)
+        assert_stats(got, ref)
