@@ -378,7 +378,8 @@ if HAVE_NUMBA:  # pragma: no branch
     def _fill_missing_row(D, k, ma, negA, a, oi, no, u0, u1):  # pragma: no cover - compiled
         """``D[k, ma, r] = Σ_j negA[a, j, k] D[k, oi[j], r]`` over rows u0:u1, in order of j and
         four terms per pass over the row (the last pass padded with zero terms, which add
-        exactly nothing), so ⌈|o|/4⌉ loops, each with its own start-up and overlap checks."""
+        exactly nothing to finite values), so ⌈|o|/4⌉ loops, each with its own start-up and
+        overlap checks."""
         if no == 0:
             for r in range(u0, u1):
                 D[k, ma, r] = 0.0
@@ -414,8 +415,9 @@ if HAVE_NUMBA:  # pragma: no branch
         r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt, Zk, D, RC,
     ):  # fmt: skip  # pragma: no cover - compiled
         """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` and of the row constants
-        ``RC[k] = log w_k + log det terms``. full: only the missing rows (the block loop has put
-        ``x − μ_k`` in all of them); tied: all rows, from ``Zt = x̃``.
+        ``RC[k] = log w_k + log det terms``: only the missing rows, since the block loop has put
+        ``x − μ_k`` in all of them (tied: first the missing rows of ``Zt = x̃``, then
+        ``x̃_m − m̃_k,m``).
 
         Long runs loop over rows innermost; short ones (full only) row by row with the components
         innermost (``Zk`` (d, K') scratch), which avoids ~|m|·|o| loop starts per component; with
