@@ -28,11 +28,15 @@ weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the com
 (``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4 (the
 factorisation's loops over K vectorise without a remainder), and K' = 4 runs in four written-out
 lanes (``_factor_pattern4``); tied's single precision has a one-lane version (``_factor_pattern1``).
-The conditional covariances of the block's runs are kept (a bounded store: a block ends early when
-it is full) and added as ``(Σ_run r_ik) C_k`` after the normalisation. ``tied`` factorises once per
-pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once, subtracting ``m̃_k P`` per
-component (``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use unsigned indices: with a signed
-start numba's wrap-around checks stop LLVM from vectorising them (7× slower).
+A full pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: its rows
+are filled by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
+for A). Most patterns are such: at d = 16 with 20 % MCAR, 10⁵ rows hold 13 000 patterns, 5 800 of
+them single rows. The conditional covariances of the block's runs are kept (a bounded store: a block
+ends early when it is full) and added as ``(Σ_run r_ik) C_k`` after the normalisation. ``tied``
+factorises once per pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once,
+subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use
+unsigned indices: with a signed start numba's wrap-around checks stop LLVM from vectorising them (7×
+slower).
 
 ``diag`` / ``spherical``: no factorisation and no grouping: missing axes drop out of the sums
 (a select in the row-vectorised loops), and E[(x − c)²] adds σ² on missing axes.
@@ -102,12 +106,13 @@ if HAVE_NUMBA:  # pragma: no branch
         return keys, is_sorted
 
     @njit(**_JIT)
-    def _factor_pattern(LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s):
+    def _factor_pattern(LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s, with_a):
         """Factors of one pattern for every component at once (vectorised over the last axis).
 
         ``LamT[:, :, k] = Λ_k``; writes ``negA[a, j, k] = −(Λ_mm⁻¹ Λ_mo)[a, j]`` (|m| × |o|),
         ``C[a, b, k] = Λ_mm⁻¹`` (|m| × |m|) and ``hld[k] = ½ log det Λ_mm``, from the lower
-        Cholesky factor ``Lc`` of Λ_mm and triangular solves.
+        Cholesky factor ``Lc`` of Λ_mm and triangular solves. ``with_a=False`` skips A (the
+        rows are then filled by per-row solves with ``Lc``, see ``_fill_run``).
         """  # pragma: no cover - compiled
         KP = LamT.shape[2]
         for a in range(nm):
@@ -141,7 +146,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 for a in range(nm):
                     h += math.log(Lc[a, a, k])
                 hld[k] = h
-        for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo
+        for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo
             ma = mi[a]
             for j in range(no):
                 oj = oi[j]
@@ -152,7 +157,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         s[k] -= Lc[a, b, k] * W[b, j, k]
                 for k in range(KP):
                     W[a, j, k] = s[k] * idg[a, k]
-        for a in range(nm - 1, -1, -1):  # backward: Lcᵀ A = W (A overwrites W)
+        for a in range(nm - 1 if with_a else -1, -1, -1):  # backward: Lcᵀ A = W (A overwrites W)
             for j in range(no):
                 for k in range(KP):
                     s[k] = W[a, j, k]
@@ -210,7 +215,7 @@ if HAVE_NUMBA:  # pragma: no branch
 
     @njit(**_JIT)
     def _factor_pattern4(
-        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s
+        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s, with_a
     ):  # pragma: no cover - compiled
         """``_factor_pattern`` for exactly four components (K' = 4, padded), written out as four
         independent scalar chains with constant lane indices. numba leaves LLVM's SLP vectoriser
@@ -219,7 +224,7 @@ if HAVE_NUMBA:  # pragma: no branch
         dot products of ``_factor_pattern``: bitwise the same results. At d = 16 with 20 % MCAR
         a pattern takes 1.1 µs, against 2.6 µs for the loops over K (four iterations are too
         short for the loop vectoriser) and 1.6 µs for dot-product chains (their loads wait for
-        the stores before them)."""
+        the stores before them); 0.46 µs with ``with_a=False`` (see ``_factor_pattern``)."""
         for a in range(nm):  # Cholesky Λ_mm = Lc Lcᵀ
             ma = mi[a]
             for b in range(a + 1):
@@ -255,7 +260,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 for a in range(nm):
                     h += math.log(Lc[a, a, q])
                 hld[q] = h
-        for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above it
+        for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above
             ma = mi[a]
             for j in range(no):
                 oj = oi[j]
@@ -264,7 +269,7 @@ if HAVE_NUMBA:  # pragma: no branch
             for b in range(a):
                 _sub_scaled4(W, a, W, b, no, Lc[a, b, 0], Lc[a, b, 1], Lc[a, b, 2], Lc[a, b, 3])
             _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
-        for a in range(nm - 1, -1, -1):  # backward: Lcᵀ A = W, row a from the rows below it
+        for a in range(nm - 1 if with_a else -1, -1, -1):  # backward: Lcᵀ A = W, from below
             for b in range(a + 1, nm):
                 _sub_scaled4(W, a, W, b, no, Lc[b, a, 0], Lc[b, a, 1], Lc[b, a, 2], Lc[b, a, 3])
             _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
@@ -497,6 +502,91 @@ if HAVE_NUMBA:  # pragma: no branch
                         D[k, ma, r] = Zt[0, ma, r] - t
 
     @njit(**_JIT)
+    def _solve_rows(
+        r0, r1, nm, no, mi, oi, meansT, LamT, Lc, idg, Ys, pconst, active, Xt, Zk, D, RC,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """full, a short pattern factorised without A: per row, ``x̂_m − μ_m = −u`` with
+        ``Lc Lcᵀ u = Λ_mo (x_o − μ_o)`` (two triangular solves, ``Ys`` (2, d, K') scratch),
+        |m|·|o| + |m|² per row and component instead of |m|²·|o| once for A. Components
+        innermost; four written-out lanes when K' = 4."""
+        K = D.shape[0]
+        KP = LamT.shape[2]
+        for r in range(r0, r1):
+            if KP == 4:
+                for j in range(no):
+                    o = oi[j]
+                    x = Xt[o, r]
+                    Zk[o, 0] = x - meansT[o, 0]
+                    Zk[o, 1] = x - meansT[o, 1]
+                    Zk[o, 2] = x - meansT[o, 2]
+                    Zk[o, 3] = x - meansT[o, 3]
+                for a in range(nm):  # Lc y = Λ_mo (x_o − μ_o)
+                    ma = mi[a]
+                    s0 = s1 = s2 = s3 = 0.0
+                    for j in range(no):
+                        o = oi[j]
+                        s0 += LamT[ma, o, 0] * Zk[o, 0]
+                        s1 += LamT[ma, o, 1] * Zk[o, 1]
+                        s2 += LamT[ma, o, 2] * Zk[o, 2]
+                        s3 += LamT[ma, o, 3] * Zk[o, 3]
+                    for b in range(a):
+                        s0 -= Lc[a, b, 0] * Ys[0, b, 0]
+                        s1 -= Lc[a, b, 1] * Ys[0, b, 1]
+                        s2 -= Lc[a, b, 2] * Ys[0, b, 2]
+                        s3 -= Lc[a, b, 3] * Ys[0, b, 3]
+                    Ys[0, a, 0] = s0 * idg[a, 0]
+                    Ys[0, a, 1] = s1 * idg[a, 1]
+                    Ys[0, a, 2] = s2 * idg[a, 2]
+                    Ys[0, a, 3] = s3 * idg[a, 3]
+                for a in range(nm - 1, -1, -1):  # Lcᵀ u = y
+                    s0, s1, s2, s3 = Ys[0, a, 0], Ys[0, a, 1], Ys[0, a, 2], Ys[0, a, 3]
+                    for b in range(a + 1, nm):
+                        s0 -= Lc[b, a, 0] * Ys[1, b, 0]
+                        s1 -= Lc[b, a, 1] * Ys[1, b, 1]
+                        s2 -= Lc[b, a, 2] * Ys[1, b, 2]
+                        s3 -= Lc[b, a, 3] * Ys[1, b, 3]
+                    u0, u1, u2, u3 = s0 * idg[a, 0], s1 * idg[a, 1], s2 * idg[a, 2], s3 * idg[a, 3]
+                    Ys[1, a, 0], Ys[1, a, 1], Ys[1, a, 2], Ys[1, a, 3] = u0, u1, u2, u3
+                    ma = mi[a]
+                    Zk[ma, 0], Zk[ma, 1], Zk[ma, 2], Zk[ma, 3] = -u0, -u1, -u2, -u3
+            else:
+                for j in range(no):
+                    o = oi[j]
+                    x = Xt[o, r]
+                    for k in range(KP):
+                        Zk[o, k] = x - meansT[o, k]
+                for a in range(nm):
+                    ma = mi[a]
+                    for k in range(KP):
+                        Ys[0, a, k] = 0.0
+                    for j in range(no):
+                        o = oi[j]
+                        for k in range(KP):
+                            Ys[0, a, k] += LamT[ma, o, k] * Zk[o, k]
+                    for b in range(a):
+                        for k in range(KP):
+                            Ys[0, a, k] -= Lc[a, b, k] * Ys[0, b, k]
+                    for k in range(KP):
+                        Ys[0, a, k] *= idg[a, k]
+                for a in range(nm - 1, -1, -1):
+                    for k in range(KP):
+                        Ys[1, a, k] = Ys[0, a, k]
+                    for b in range(a + 1, nm):
+                        for k in range(KP):
+                            Ys[1, a, k] -= Lc[b, a, k] * Ys[1, b, k]
+                    ma = mi[a]
+                    for k in range(KP):
+                        u = Ys[1, a, k] * idg[a, k]
+                        Ys[1, a, k] = u
+                        Zk[ma, k] = -u
+            for k in range(K):
+                if active[k]:
+                    RC[k, r] = pconst[k]
+                    for a in range(nm):
+                        ma = mi[a]
+                        D[k, ma, r] = Zk[ma, k]
+
+    @njit(**_JIT)
     def _block_maha(
         nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
     ):  # pragma: no cover - compiled
@@ -572,6 +662,7 @@ if HAVE_NUMBA:  # pragma: no branch
             RMT = np.empty((block, K, d)) if mode == 1 else np.empty((1, 1, 1))
             RC = np.empty((K, block))
             Zk = np.empty((d, KP))
+            Ys = np.empty((2, d, KP))  # per-row solves (see _solve_rows)
             Wt = np.empty((d + 1, block))
             S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
             y = np.empty(block)
@@ -581,6 +672,8 @@ if HAVE_NUMBA:  # pragma: no branch
             # the current pattern and its factors
             cur = np.zeros(d, dtype=np.bool_)
             have = False
+            factored = False  # the current pattern's factors are computed
+            a_ready = False  # and include A
             bkey = np.empty(block, dtype=np.uint64)  # bit j % 64: cell j missing
             curkey = np.uint64(0)
             short_keys = d <= 64  # then the key is the pattern
@@ -641,8 +734,10 @@ if HAVE_NUMBA:  # pragma: no branch
                             if (Xt[j, r0] != Xt[j, r0]) != cur[j]:
                                 same = False
                                 break
-                    if not same:  # a new pattern: factorise
+                    if not same:  # a new pattern
                         have = True
+                        factored = False
+                        a_ready = False
                         curkey = bkey[r0]
                         nm = 0
                         no = 0
@@ -655,9 +750,27 @@ if HAVE_NUMBA:  # pragma: no branch
                             else:
                                 oi[no] = j
                                 no += 1
+                    r1 = r0 + 1
+                    while r1 < nb and bkey[r1] == curkey:
+                        if not short_keys:  # d > 64: the key is only a filter
+                            eq = True
+                            for j in range(d):
+                                if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
+                                    eq = False
+                                    break
+                            if not eq:
+                                break
+                        r1 += 1
+                    # a full pattern whose rows end inside this block, fewer than |o| of them:
+                    # per-row solves (|m|² per row) are cheaper than A (|m|²·|o| once)
+                    short = r1 - r0 < no and r1 - r0 <= _SHORT_RUN and r1 < nb
+                    need_a = mode != 0 or not short
+                    if not factored or (need_a and not a_ready):
+                        factored = True
+                        a_ready = need_a
                         if KP == 4:
                             _factor_pattern4(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
+                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk, need_a
                             )
                         elif KP == 1:
                             _factor_pattern1(
@@ -665,7 +778,7 @@ if HAVE_NUMBA:  # pragma: no branch
                             )
                         else:
                             _factor_pattern(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
+                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk, need_a
                             )
                         for k in range(K):
                             kk = k if mode == 0 else 0
@@ -685,24 +798,19 @@ if HAVE_NUMBA:  # pragma: no branch
                                     for i in range(ilim):
                                         s += mtil[k, i] * P[0, i, j]
                                     mt[k, j] = s
-                    r1 = r0 + 1
-                    while r1 < nb and bkey[r1] == curkey:
-                        if not short_keys:  # d > 64: the key is only a filter
-                            eq = True
-                            for j in range(d):
-                                if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
-                                    eq = False
-                                    break
-                            if not eq:
-                                break
-                        r1 += 1
                     if want_stats and nruns > 0 and coff + KP * nm * nm > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
                         break
-                    _fill_run(
-                        r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt,
-                        Zk, D, RC,
-                    )  # fmt: skip
+                    if a_ready:
+                        _fill_run(
+                            r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt,
+                            Zt, Zk, D, RC,
+                        )  # fmt: skip
+                    else:
+                        _solve_rows(
+                            r0, r1, nm, no, mi, oi, meansT, Lam, Lc, idg, Ys, pconst, active, Xt,
+                            Zk, D, RC,
+                        )  # fmt: skip
                     run_r0[nruns] = r0
                     if mode == 1:
                         for k in range(K):
