@@ -415,6 +415,36 @@ if HAVE_NUMBA:  # pragma: no branch
                     )
             j += 4
 
+    @njit(inline="always", **_JIT)
+    def _observed_diffs(r, no, oi, Xt, meansT, Zk):  # pragma: no cover - compiled
+        """``Zk[o, k] = x_o − μ_k,o`` of row r for every component (lane) k; four written out
+        when K' = 4 (as in ``_factor_pattern4``). Row-by-row paths of short runs."""
+        if Zk.shape[1] == 4:
+            for j in range(no):
+                o = oi[j]
+                x = Xt[o, r]
+                Zk[o, 0] = x - meansT[o, 0]
+                Zk[o, 1] = x - meansT[o, 1]
+                Zk[o, 2] = x - meansT[o, 2]
+                Zk[o, 3] = x - meansT[o, 3]
+        else:
+            for j in range(no):
+                o = oi[j]
+                x = Xt[o, r]
+                for k in range(Zk.shape[1]):
+                    Zk[o, k] = x - meansT[o, k]
+
+    @njit(inline="always", **_JIT)
+    def _store_row(r, nm, mi, active, pconst, Zk, D, RC):  # pragma: no cover - compiled
+        """Row r of the active components: ``RC[k, r]`` and the missing rows ``D[k, m, r] =
+        Zk[m, k]`` (x̂_m − μ_k,m)."""
+        for k in range(D.shape[0]):
+            if active[k]:
+                RC[k, r] = pconst[k]
+                for a in range(nm):
+                    ma = mi[a]
+                    D[k, ma, r] = Zk[ma, k]
+
     @njit(**_JIT)
     def _fill_run(
         r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt, Zk, D, RC,
@@ -431,13 +461,7 @@ if HAVE_NUMBA:  # pragma: no branch
         K = D.shape[0]
         if mode == 0 and r1 - r0 <= _SHORT_RUN and negA.shape[2] == 4:
             for r in range(r0, r1):
-                for j in range(no):
-                    o = oi[j]
-                    x = Xt[o, r]
-                    Zk[o, 0] = x - meansT[o, 0]
-                    Zk[o, 1] = x - meansT[o, 1]
-                    Zk[o, 2] = x - meansT[o, 2]
-                    Zk[o, 3] = x - meansT[o, 3]
+                _observed_diffs(r, no, oi, Xt, meansT, Zk)
                 for a in range(nm):
                     s0 = s1 = s2 = s3 = 0.0
                     for j in range(no):
@@ -451,20 +475,11 @@ if HAVE_NUMBA:  # pragma: no branch
                     Zk[ma, 1] = s1
                     Zk[ma, 2] = s2
                     Zk[ma, 3] = s3
-                for k in range(K):
-                    if active[k]:
-                        RC[k, r] = pconst[k]
-                        for a in range(nm):
-                            ma = mi[a]
-                            D[k, ma, r] = Zk[ma, k]
+                _store_row(r, nm, mi, active, pconst, Zk, D, RC)
             return
         if mode == 0 and r1 - r0 <= _SHORT_RUN:
             for r in range(r0, r1):
-                for j in range(no):
-                    o = oi[j]
-                    x = Xt[o, r]
-                    for k in range(K):
-                        Zk[o, k] = x - meansT[o, k]
+                _observed_diffs(r, no, oi, Xt, meansT, Zk)
                 for a in range(nm):
                     ma = mi[a]
                     for k in range(K):
@@ -473,12 +488,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         o = oi[j]
                         for k in range(K):
                             Zk[ma, k] += negA[a, j, k] * Zk[o, k]
-                for k in range(K):
-                    if active[k]:
-                        RC[k, r] = pconst[k]
-                        for a in range(nm):
-                            ma = mi[a]
-                            D[k, ma, r] = Zk[ma, k]
+                _store_row(r, nm, mi, active, pconst, Zk, D, RC)
             return
         u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
         u1 = np.uint64(r1)
@@ -509,17 +519,10 @@ if HAVE_NUMBA:  # pragma: no branch
         ``Lc Lcᵀ u = Λ_mo (x_o − μ_o)`` (two triangular solves, ``Ys`` (2, d, K') scratch),
         |m|·|o| + |m|² per row and component instead of |m|²·|o| once for A. Components
         innermost; four written-out lanes when K' = 4."""
-        K = D.shape[0]
         KP = LamT.shape[2]
         for r in range(r0, r1):
+            _observed_diffs(r, no, oi, Xt, meansT, Zk)
             if KP == 4:
-                for j in range(no):
-                    o = oi[j]
-                    x = Xt[o, r]
-                    Zk[o, 0] = x - meansT[o, 0]
-                    Zk[o, 1] = x - meansT[o, 1]
-                    Zk[o, 2] = x - meansT[o, 2]
-                    Zk[o, 3] = x - meansT[o, 3]
                 for a in range(nm):  # Lc y = Λ_mo (x_o − μ_o)
                     ma = mi[a]
                     s0 = s1 = s2 = s3 = 0.0
@@ -550,11 +553,6 @@ if HAVE_NUMBA:  # pragma: no branch
                     ma = mi[a]
                     Zk[ma, 0], Zk[ma, 1], Zk[ma, 2], Zk[ma, 3] = -u0, -u1, -u2, -u3
             else:
-                for j in range(no):
-                    o = oi[j]
-                    x = Xt[o, r]
-                    for k in range(KP):
-                        Zk[o, k] = x - meansT[o, k]
                 for a in range(nm):
                     ma = mi[a]
                     for k in range(KP):
@@ -579,12 +577,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         u = Ys[1, a, k] * idg[a, k]
                         Ys[1, a, k] = u
                         Zk[ma, k] = -u
-            for k in range(K):
-                if active[k]:
-                    RC[k, r] = pconst[k]
-                    for a in range(nm):
-                        ma = mi[a]
-                        D[k, ma, r] = Zk[ma, k]
+            _store_row(r, nm, mi, active, pconst, Zk, D, RC)
 
     @njit(**_JIT)
     def _block_maha(
