@@ -105,6 +105,17 @@ if HAVE_NUMBA:  # pragma: no branch
             prev = key
         return keys, is_sorted
 
+    @njit(inline="always", **_JIT)
+    def _log_diag_product(pr, Lc, nm, k):  # pragma: no cover - compiled
+        """``log Π_a Lc[a, a, k]`` from the product ``pr``: one log, or the sum of the logs when
+        the product has left the normal range."""
+        if 1e-300 < pr < 1e300:
+            return math.log(pr)
+        h = 0.0
+        for a in range(nm):
+            h += math.log(Lc[a, a, k])
+        return h
+
     @njit(**_JIT)
     def _factor_pattern(LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s, with_a):
         """Factors of one pattern for every component at once (vectorised over the last axis).
@@ -138,14 +149,7 @@ if HAVE_NUMBA:  # pragma: no branch
             for k in range(KP):
                 s[k] *= Lc[a, a, k]
         for k in range(KP):
-            pr = s[k]
-            if 1e-300 < pr < 1e300:
-                hld[k] = math.log(pr)
-            else:  # the product left the normal range: sum the logs instead
-                h = 0.0
-                for a in range(nm):
-                    h += math.log(Lc[a, a, k])
-                hld[k] = h
+            hld[k] = _log_diag_product(s[k], Lc, nm, k)
         for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo
             ma = mi[a]
             for j in range(no):
@@ -253,13 +257,7 @@ if HAVE_NUMBA:  # pragma: no branch
             p2 *= Lc[a, a, 2]
             p3 *= Lc[a, a, 3]
         for q, pr in ((0, p0), (1, p1), (2, p2), (3, p3)):
-            if 1e-300 < pr < 1e300:
-                hld[q] = math.log(pr)
-            else:  # the product left the normal range: sum the logs instead
-                h = 0.0
-                for a in range(nm):
-                    h += math.log(Lc[a, a, q])
-                hld[q] = h
+            hld[q] = _log_diag_product(pr, Lc, nm, q)
         for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above
             ma = mi[a]
             for j in range(no):
@@ -325,13 +323,7 @@ if HAVE_NUMBA:  # pragma: no branch
         p0 = 1.0  # ½ log det Λ_mm = log Π diag Lc
         for a in range(nm):
             p0 *= Lc[a, a, 0]
-        if 1e-300 < p0 < 1e300:
-            hld[0] = math.log(p0)
-        else:  # the product left the normal range: sum the logs instead
-            h = 0.0
-            for a in range(nm):
-                h += math.log(Lc[a, a, 0])
-            hld[0] = h
+        hld[0] = _log_diag_product(p0, Lc, nm, 0)
         for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above it
             ma = mi[a]
             for j in range(no):
