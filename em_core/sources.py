@@ -92,9 +92,9 @@ class ArraySource:
         self.order = None
         self._sorted = None
         missing = np.isnan(X)
-        self.known_complete = not missing.any()
-        self.pattern_sorted = group_patterns and not self.known_complete
         complete_rows = ~missing.any(axis=1)
+        self.known_complete = bool(complete_rows.all())
+        self.pattern_sorted = group_patterns and not self.known_complete
         n_complete = 0
         if self.pattern_sorted:
             n_complete = int(complete_rows.sum())
