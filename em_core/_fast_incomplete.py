@@ -685,7 +685,6 @@ if HAVE_NUMBA:  # pragma: no branch
             run_c = np.empty(block, dtype=np.int64)
             run_mi = np.empty((block, d), dtype=np.int64)
             cstore = np.empty(KP * d * d * 8)
-            kc = KP  # components per entry of cstore
             Cacc = np.zeros((d, d, K))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
             sw = np.empty(K)
             ll = 0.0
@@ -862,7 +861,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         ma = run_mi[q, a]
                         for b in range(a, qm):
                             mb = run_mi[q, b]
-                            idx = base + (a * qm + b) * kc
+                            idx = base + (a * qm + b) * KP
                             for k in range(K):  # E is 0 for inactive components: adds +0.0
                                 Cacc[ma, mb, k] += sw[k] * cstore[idx + (k if mode == 0 else 0)]
                 for k in range(K):
