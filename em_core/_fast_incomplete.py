@@ -25,9 +25,10 @@ the whole block at once (NaN where missing) and each run then overwrites its mis
 (x_o − μ_o)``: few loops per run, since most runs are short and every loop pays its own start-up.
 The block is whitened with the triangle of P_k, normalised, and its moments are the register-tiled
 weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the complete kernel
-(``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4 (the
-factorisation's loops over K vectorise without a remainder), and K' = 4 runs in four written-out
-lanes (``_factor_pattern4``); tied's single precision has a one-lane version (``_factor_pattern1``).
+(``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4, K', and
+its per-pattern and per-row work (factorisation, fill, solves) runs over four components at a time
+as one ``<4 x double>`` vector (``_factor_lanes``, :mod:`em_core._lanes4`); tied's single precision
+has a scalar one-lane version (``_factor_pattern1``).
 A full pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: its rows
 are filled by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
 for A). Most patterns are such: at d = 16 with 20 % MCAR, 10⁵ rows hold 13 000 patterns, 5 800 of
@@ -86,6 +87,21 @@ if HAVE_NUMBA:  # pragma: no branch
         _normalise_block,
         _scatter_gram,
     )
+    from ._lanes4 import (
+        vdiv,
+        vfma,
+        vfnma,
+        vlane,
+        vld2,
+        vld3,
+        vmul,
+        vneg,
+        vsplat,
+        vsqrt,
+        vst2,
+        vst3,
+        vsub,
+    )
 
     _JIT = _JIT_OPTS
 
@@ -119,197 +135,93 @@ if HAVE_NUMBA:  # pragma: no branch
         return h
 
     @njit(**_JIT)
-    def _factor_pattern(LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s, with_a):
-        """Factors of one pattern for every component at once (vectorised over the last axis).
+    def _sub_scaled_lanes(dst, a, src, b, n, l, k0):  # pragma: no cover - compiled
+        """``dst[a, j, k0:k0 + 4] −= l · src[b, j, k0:k0 + 4]`` for j < n (axpy form: each step
+        loads both operands before its store, so rows a and b need not be proven distinct)."""
+        for j in range(np.uint64(n)):
+            vst3(vfnma(vld3(dst, a, j, k0), l, vld3(src, b, j, k0)), dst, a, j, k0)
+
+    @njit(**_JIT)
+    def _scale_lanes(dst, a, n, iv, k0):  # pragma: no cover - compiled
+        """``dst[a, j, k0:k0 + 4] *= iv`` for j < n."""
+        for j in range(np.uint64(n)):
+            vst3(vmul(vld3(dst, a, j, k0), iv), dst, a, j, k0)
+
+    @njit(**_JIT)
+    def _factor_lanes(
+        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, with_a, k0
+    ):  # pragma: no cover - compiled
+        """Factors of one pattern for the four components ``k0:k0 + 4`` (one vector register per
+        entry, see :mod:`em_core._lanes4`; full calls it for each group of its K' lanes).
 
         ``LamT[:, :, k] = Λ_k``; writes ``negA[a, j, k] = −(Λ_mm⁻¹ Λ_mo)[a, j]`` (|m| × |o|),
         ``C[a, b, k] = Λ_mm⁻¹`` (|m| × |m|) and ``hld[k] = ½ log det Λ_mm``, from the lower
         Cholesky factor ``Lc`` of Λ_mm and triangular solves. ``with_a=False`` skips A (the
-        rows are then filled by per-row solves with ``Lc``, see ``_fill_run``).
-        """  # pragma: no cover - compiled
-        KP = LamT.shape[2]
-        for a in range(nm):
-            ma = mi[a]
-            for b in range(a + 1):
-                mb = mi[b]
-                for k in range(KP):
-                    s[k] = LamT[ma, mb, k]
-                for j in range(b):
-                    for k in range(KP):
-                        s[k] -= Lc[a, j, k] * Lc[b, j, k]
-                if a == b:
-                    for k in range(KP):
-                        v = math.sqrt(s[k])
-                        Lc[a, a, k] = v
-                        idg[a, k] = 1.0 / v
-                else:
-                    for k in range(KP):
-                        Lc[a, b, k] = s[k] * idg[b, k]
-        for k in range(KP):  # ½ log det Λ_mm = Σ log diag Lc, one log per component
-            s[k] = 1.0
-        for a in range(nm):
-            for k in range(KP):
-                s[k] *= Lc[a, a, k]
-        for k in range(KP):
-            hld[k] = _log_diag_product(s[k], Lc, nm, k)
-        for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo
-            ma = mi[a]
-            for j in range(no):
-                oj = oi[j]
-                for k in range(KP):
-                    s[k] = LamT[ma, oj, k]
-                for b in range(a):
-                    for k in range(KP):
-                        s[k] -= Lc[a, b, k] * W[b, j, k]
-                for k in range(KP):
-                    W[a, j, k] = s[k] * idg[a, k]
-        for a in range(nm - 1 if with_a else -1, -1, -1):  # backward: Lcᵀ A = W (A overwrites W)
-            for j in range(no):
-                for k in range(KP):
-                    s[k] = W[a, j, k]
-                for b in range(a + 1, nm):
-                    for k in range(KP):
-                        s[k] -= Lc[b, a, k] * W[b, j, k]
-                for k in range(KP):
-                    v = s[k] * idg[a, k]
-                    W[a, j, k] = v
-                    negA[a, j, k] = -v
-        for b in range(nm):  # Linv = Lc⁻¹ (lower)
-            for k in range(KP):
-                Linv[b, b, k] = idg[b, k]
-            for a in range(b + 1, nm):
-                for k in range(KP):
-                    s[k] = 0.0
-                for j in range(b, a):
-                    for k in range(KP):
-                        s[k] -= Lc[a, j, k] * Linv[j, b, k]
-                for k in range(KP):
-                    Linv[a, b, k] = s[k] * idg[a, k]
-        for a in range(nm):  # C = Linvᵀ Linv
-            for b in range(a, nm):
-                for k in range(KP):
-                    s[k] = 0.0
-                for j in range(b, nm):
-                    for k in range(KP):
-                        s[k] += Linv[j, a, k] * Linv[j, b, k]
-                for k in range(KP):
-                    C[a, b, k] = s[k]
-                    C[b, a, k] = s[k]
-
-    @njit(**_JIT)
-    def _sub_scaled4(dst, a, src, b, n, l0, l1, l2, l3):  # pragma: no cover - compiled
-        """``dst[a, j, q] −= l_q · src[b, j, q]`` for j < n and the four lanes q. Each j loads
-        its eight values before it stores: LLVM then overlaps the four chains without having
-        to prove that rows a and b differ (which it cannot)."""
-        for j in range(np.uint64(n)):
-            x0, x1, x2, x3 = dst[a, j, 0], dst[a, j, 1], dst[a, j, 2], dst[a, j, 3]
-            y0, y1, y2, y3 = src[b, j, 0], src[b, j, 1], src[b, j, 2], src[b, j, 3]
-            dst[a, j, 0] = x0 - l0 * y0
-            dst[a, j, 1] = x1 - l1 * y1
-            dst[a, j, 2] = x2 - l2 * y2
-            dst[a, j, 3] = x3 - l3 * y3
-
-    @njit(**_JIT)
-    def _scale4(dst, a, n, i0, i1, i2, i3):  # pragma: no cover - compiled
-        """``dst[a, j, q] *= i_q`` for j < n and the four lanes q."""
-        for j in range(np.uint64(n)):
-            x0, x1, x2, x3 = dst[a, j, 0], dst[a, j, 1], dst[a, j, 2], dst[a, j, 3]
-            dst[a, j, 0] = x0 * i0
-            dst[a, j, 1] = x1 * i1
-            dst[a, j, 2] = x2 * i2
-            dst[a, j, 3] = x3 * i3
-
-    @njit(**_JIT)
-    def _factor_pattern4(
-        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s, with_a
-    ):  # pragma: no cover - compiled
-        """``_factor_pattern`` for exactly four components (K' = 4, padded), written out as four
-        independent scalar chains with constant lane indices. numba leaves LLVM's SLP vectoriser
-        off, so the lanes are not packed into vectors; they overlap in the pipeline instead. The
-        solves update one row at a time (``_sub_scaled4``), each entry in the same order as the
-        dot products of ``_factor_pattern``: bitwise the same results. At d = 16 with 20 % MCAR
-        a pattern takes 1.1 µs, against 2.6 µs for the loops over K (four iterations are too
-        short for the loop vectoriser) and 1.6 µs for dot-product chains (their loads wait for
-        the stores before them); 0.46 µs with ``with_a=False`` (see ``_factor_pattern``)."""
+        rows are then filled by per-row solves with ``Lc``, see ``_solve_rows``). The solves,
+        Lc⁻¹ and Lc⁻ᵀLc⁻¹ update one row at a time (``_sub_scaled_lanes``), each entry in the
+        order of its dot product. At d = 16 with 20 % MCAR a pattern took 1.19 µs as four
+        written-out scalar chains (numba keeps the SLP vectoriser off) and 2.6 µs as loops over
+        K (too short for the loop vectoriser).
+        """
+        one = vsplat(1.0)
+        zero = vsplat(0.0)
         for a in range(nm):  # Cholesky Λ_mm = Lc Lcᵀ
             ma = mi[a]
             for b in range(a + 1):
-                mb = mi[b]
-                s0, s1, s2, s3 = LamT[ma, mb, 0], LamT[ma, mb, 1], LamT[ma, mb, 2], LamT[ma, mb, 3]
+                t = vld3(LamT, ma, mi[b], k0)
                 for j in range(b):
-                    x0, x1, x2, x3 = Lc[a, j, 0], Lc[a, j, 1], Lc[a, j, 2], Lc[a, j, 3]
-                    y0, y1, y2, y3 = Lc[b, j, 0], Lc[b, j, 1], Lc[b, j, 2], Lc[b, j, 3]
-                    s0 -= x0 * y0
-                    s1 -= x1 * y1
-                    s2 -= x2 * y2
-                    s3 -= x3 * y3
+                    t = vfnma(t, vld3(Lc, a, j, k0), vld3(Lc, b, j, k0))
                 if a == b:
-                    v0, v1, v2, v3 = math.sqrt(s0), math.sqrt(s1), math.sqrt(s2), math.sqrt(s3)
-                    Lc[a, a, 0], Lc[a, a, 1], Lc[a, a, 2], Lc[a, a, 3] = v0, v1, v2, v3
-                    idg[a, 0], idg[a, 1] = 1.0 / v0, 1.0 / v1
-                    idg[a, 2], idg[a, 3] = 1.0 / v2, 1.0 / v3
+                    v = vsqrt(t)
+                    vst3(v, Lc, a, a, k0)
+                    vst2(vdiv(one, v), idg, a, k0)
                 else:
-                    i0, i1, i2, i3 = idg[b, 0], idg[b, 1], idg[b, 2], idg[b, 3]
-                    Lc[a, b, 0], Lc[a, b, 1] = s0 * i0, s1 * i1
-                    Lc[a, b, 2], Lc[a, b, 3] = s2 * i2, s3 * i3
-        p0 = p1 = p2 = p3 = 1.0  # ½ log det Λ_mm = log Π diag Lc
+                    vst3(vmul(t, vld2(idg, b, k0)), Lc, a, b, k0)
+        p = one  # ½ log det Λ_mm = log Π diag Lc
         for a in range(nm):
-            p0 *= Lc[a, a, 0]
-            p1 *= Lc[a, a, 1]
-            p2 *= Lc[a, a, 2]
-            p3 *= Lc[a, a, 3]
-        for q, pr in ((0, p0), (1, p1), (2, p2), (3, p3)):
-            hld[q] = _log_diag_product(pr, Lc, nm, q)
+            p = vmul(p, vld3(Lc, a, a, k0))
+        for q in range(4):
+            hld[k0 + q] = _log_diag_product(vlane(p, q), Lc, nm, k0 + q)
         for a in range(nm if with_a else 0):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above
             ma = mi[a]
             for j in range(no):
-                oj = oi[j]
-                W[a, j, 0], W[a, j, 1] = LamT[ma, oj, 0], LamT[ma, oj, 1]
-                W[a, j, 2], W[a, j, 3] = LamT[ma, oj, 2], LamT[ma, oj, 3]
+                vst3(vld3(LamT, ma, oi[j], k0), W, a, j, k0)
             for b in range(a):
-                _sub_scaled4(W, a, W, b, no, Lc[a, b, 0], Lc[a, b, 1], Lc[a, b, 2], Lc[a, b, 3])
-            _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
+                _sub_scaled_lanes(W, a, W, b, no, vld3(Lc, a, b, k0), k0)
+            _scale_lanes(W, a, no, vld2(idg, a, k0), k0)
         for a in range(nm - 1 if with_a else -1, -1, -1):  # backward: Lcᵀ A = W, from below
             for b in range(a + 1, nm):
-                _sub_scaled4(W, a, W, b, no, Lc[b, a, 0], Lc[b, a, 1], Lc[b, a, 2], Lc[b, a, 3])
-            _scale4(W, a, no, idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3])
+                _sub_scaled_lanes(W, a, W, b, no, vld3(Lc, b, a, k0), k0)
+            _scale_lanes(W, a, no, vld2(idg, a, k0), k0)
             for j in range(np.uint64(no)):
-                v0, v1, v2, v3 = W[a, j, 0], W[a, j, 1], W[a, j, 2], W[a, j, 3]
-                negA[a, j, 0], negA[a, j, 1], negA[a, j, 2], negA[a, j, 3] = -v0, -v1, -v2, -v3
+                vst3(vneg(vld3(W, a, j, k0)), negA, a, j, k0)
         for a in range(nm):  # Linv = Lc⁻¹ (lower), row a from the rows above it
             for b in range(np.uint64(a)):
-                Linv[a, b, 0] = Linv[a, b, 1] = Linv[a, b, 2] = Linv[a, b, 3] = 0.0
+                vst3(zero, Linv, a, b, k0)
             for j in range(a):
-                l0, l1, l2, l3 = Lc[a, j, 0], Lc[a, j, 1], Lc[a, j, 2], Lc[a, j, 3]
-                _sub_scaled4(Linv, a, Linv, j, j + 1, l0, l1, l2, l3)
-            i0, i1, i2, i3 = idg[a, 0], idg[a, 1], idg[a, 2], idg[a, 3]
-            _scale4(Linv, a, a, i0, i1, i2, i3)
-            Linv[a, a, 0], Linv[a, a, 1], Linv[a, a, 2], Linv[a, a, 3] = i0, i1, i2, i3
+                _sub_scaled_lanes(Linv, a, Linv, j, j + 1, vld3(Lc, a, j, k0), k0)
+            iv = vld2(idg, a, k0)
+            _scale_lanes(Linv, a, a, iv, k0)
+            vst3(iv, Linv, a, a, k0)
         for a in range(nm):  # C = Linvᵀ Linv: the upper triangle, one row of Linv at a time
             for b in range(a, nm):
-                C[a, b, 0] = C[a, b, 1] = C[a, b, 2] = C[a, b, 3] = 0.0
+                vst3(zero, C, a, b, k0)
         for j in range(nm):
             for a in range(j + 1):
-                l0, l1, l2, l3 = Linv[j, a, 0], Linv[j, a, 1], Linv[j, a, 2], Linv[j, a, 3]
+                l = vld3(Linv, j, a, k0)
                 for b in range(a, j + 1):
-                    x0, x1, x2, x3 = C[a, b, 0], C[a, b, 1], C[a, b, 2], C[a, b, 3]
-                    y0, y1, y2, y3 = Linv[j, b, 0], Linv[j, b, 1], Linv[j, b, 2], Linv[j, b, 3]
-                    C[a, b, 0] = x0 + l0 * y0
-                    C[a, b, 1] = x1 + l1 * y1
-                    C[a, b, 2] = x2 + l2 * y2
-                    C[a, b, 3] = x3 + l3 * y3
+                    vst3(vfma(vld3(C, a, b, k0), l, vld3(Linv, j, b, k0)), C, a, b, k0)
         for a in range(nm):
             for b in range(a + 1, nm):
-                C[b, a, 0], C[b, a, 1] = C[a, b, 0], C[a, b, 1]
-                C[b, a, 2], C[b, a, 3] = C[a, b, 2], C[a, b, 3]
+                vst3(vld3(C, a, b, k0), C, b, a, k0)
 
     @njit(**_JIT)
     def _factor_pattern1(
         LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s
     ):  # pragma: no cover - compiled
-        """``_factor_pattern4`` with one lane (tied: K' = 1): the same row-by-row solves, loads
-        before stores, bitwise the same results. 0.6 µs per pattern at d = 16 with 20 % MCAR,
-        against 1.1 µs for one component padded to four lanes and 2.1 µs for the loops over K."""
+        """``_factor_lanes`` with one scalar lane (tied: K' = 1): the same row-by-row solves,
+        loads before stores. 0.6 µs per pattern at d = 16 with 20 % MCAR, against 1.1 µs for one
+        component padded to four scalar chains and 2.1 µs for the loops over K."""
         for a in range(nm):  # Cholesky Λ_mm = Lc Lcᵀ
             ma = mi[a]
             for b in range(a + 1):
@@ -410,23 +322,12 @@ if HAVE_NUMBA:  # pragma: no branch
             j += 4
 
     @njit(inline="always", **_JIT)
-    def _observed_diffs(r, no, oi, Xt, meansT, Zk):  # pragma: no cover - compiled
-        """``Zk[o, k] = x_o − μ_k,o`` of row r for every component (lane) k; four written out
-        when K' = 4 (as in ``_factor_pattern4``). Row-by-row paths of short runs."""
-        if Zk.shape[1] == 4:
-            for j in range(no):
-                o = oi[j]
-                x = Xt[o, r]
-                Zk[o, 0] = x - meansT[o, 0]
-                Zk[o, 1] = x - meansT[o, 1]
-                Zk[o, 2] = x - meansT[o, 2]
-                Zk[o, 3] = x - meansT[o, 3]
-        else:
-            for j in range(no):
-                o = oi[j]
-                x = Xt[o, r]
-                for k in range(Zk.shape[1]):
-                    Zk[o, k] = x - meansT[o, k]
+    def _observed_diffs(r, no, oi, Xt, meansT, Zk, k0):  # pragma: no cover - compiled
+        """``Zk[o, k] = x_o − μ_k,o`` of row r for the four components (lanes) ``k0:k0 + 4``.
+        Row-by-row paths of short runs."""
+        for j in range(no):
+            o = oi[j]
+            vst2(vsub(vsplat(Xt[o, r]), vld2(meansT, o, k0)), Zk, o, k0)
 
     @njit(inline="always", **_JIT)
     def _store_row(r, nm, mi, active, pconst, Zk, D, RC):  # pragma: no cover - compiled
@@ -449,39 +350,19 @@ if HAVE_NUMBA:  # pragma: no branch
         ``x̃_m − m̃_k,m``).
 
         Long runs loop over rows innermost; short ones (full only) row by row with the components
-        innermost (``Zk`` (d, K') scratch), which avoids ~|m|·|o| loop starts per component; with
-        four lanes (K' = 4, ``meansT`` padded) written out, as in ``_factor_pattern4``.
+        innermost (``Zk`` (d, K') scratch, four lanes per vector, ``meansT`` padded like K'),
+        which avoids ~|m|·|o| loop starts per component.
         """
         K = D.shape[0]
-        if mode == 0 and r1 - r0 <= _SHORT_RUN and negA.shape[2] == 4:
-            for r in range(r0, r1):
-                _observed_diffs(r, no, oi, Xt, meansT, Zk)
-                for a in range(nm):
-                    s0 = s1 = s2 = s3 = 0.0
-                    for j in range(no):
-                        o = oi[j]
-                        s0 += negA[a, j, 0] * Zk[o, 0]
-                        s1 += negA[a, j, 1] * Zk[o, 1]
-                        s2 += negA[a, j, 2] * Zk[o, 2]
-                        s3 += negA[a, j, 3] * Zk[o, 3]
-                    ma = mi[a]
-                    Zk[ma, 0] = s0
-                    Zk[ma, 1] = s1
-                    Zk[ma, 2] = s2
-                    Zk[ma, 3] = s3
-                _store_row(r, nm, mi, active, pconst, Zk, D, RC)
-            return
         if mode == 0 and r1 - r0 <= _SHORT_RUN:
             for r in range(r0, r1):
-                _observed_diffs(r, no, oi, Xt, meansT, Zk)
-                for a in range(nm):
-                    ma = mi[a]
-                    for k in range(K):
-                        Zk[ma, k] = 0.0
-                    for j in range(no):
-                        o = oi[j]
-                        for k in range(K):
-                            Zk[ma, k] += negA[a, j, k] * Zk[o, k]
+                for k0 in range(0, negA.shape[2], 4):
+                    _observed_diffs(r, no, oi, Xt, meansT, Zk, k0)
+                    for a in range(nm):
+                        t = vsplat(0.0)
+                        for j in range(no):
+                            t = vfma(t, vld3(negA, a, j, k0), vld2(Zk, oi[j], k0))
+                        vst2(t, Zk, mi[a], k0)
                 _store_row(r, nm, mi, active, pconst, Zk, D, RC)
             return
         u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
@@ -512,65 +393,26 @@ if HAVE_NUMBA:  # pragma: no branch
         """full, a short pattern factorised without A: per row, ``x̂_m − μ_m = −u`` with
         ``Lc Lcᵀ u = Λ_mo (x_o − μ_o)`` (two triangular solves, ``Ys`` (2, d, K') scratch),
         |m|·|o| + |m|² per row and component instead of |m|²·|o| once for A. Components
-        innermost; four written-out lanes when K' = 4."""
-        KP = LamT.shape[2]
+        innermost, four lanes per vector (K' a multiple of 4)."""
         for r in range(r0, r1):
-            _observed_diffs(r, no, oi, Xt, meansT, Zk)
-            if KP == 4:
+            for k0 in range(0, LamT.shape[2], 4):
+                _observed_diffs(r, no, oi, Xt, meansT, Zk, k0)
                 for a in range(nm):  # Lc y = Λ_mo (x_o − μ_o)
                     ma = mi[a]
-                    s0 = s1 = s2 = s3 = 0.0
+                    t = vsplat(0.0)
                     for j in range(no):
                         o = oi[j]
-                        s0 += LamT[ma, o, 0] * Zk[o, 0]
-                        s1 += LamT[ma, o, 1] * Zk[o, 1]
-                        s2 += LamT[ma, o, 2] * Zk[o, 2]
-                        s3 += LamT[ma, o, 3] * Zk[o, 3]
+                        t = vfma(t, vld3(LamT, ma, o, k0), vld2(Zk, o, k0))
                     for b in range(a):
-                        s0 -= Lc[a, b, 0] * Ys[0, b, 0]
-                        s1 -= Lc[a, b, 1] * Ys[0, b, 1]
-                        s2 -= Lc[a, b, 2] * Ys[0, b, 2]
-                        s3 -= Lc[a, b, 3] * Ys[0, b, 3]
-                    Ys[0, a, 0] = s0 * idg[a, 0]
-                    Ys[0, a, 1] = s1 * idg[a, 1]
-                    Ys[0, a, 2] = s2 * idg[a, 2]
-                    Ys[0, a, 3] = s3 * idg[a, 3]
+                        t = vfnma(t, vld3(Lc, a, b, k0), vld3(Ys, 0, b, k0))
+                    vst3(vmul(t, vld2(idg, a, k0)), Ys, 0, a, k0)
                 for a in range(nm - 1, -1, -1):  # Lcᵀ u = y
-                    s0, s1, s2, s3 = Ys[0, a, 0], Ys[0, a, 1], Ys[0, a, 2], Ys[0, a, 3]
+                    t = vld3(Ys, 0, a, k0)
                     for b in range(a + 1, nm):
-                        s0 -= Lc[b, a, 0] * Ys[1, b, 0]
-                        s1 -= Lc[b, a, 1] * Ys[1, b, 1]
-                        s2 -= Lc[b, a, 2] * Ys[1, b, 2]
-                        s3 -= Lc[b, a, 3] * Ys[1, b, 3]
-                    u0, u1, u2, u3 = s0 * idg[a, 0], s1 * idg[a, 1], s2 * idg[a, 2], s3 * idg[a, 3]
-                    Ys[1, a, 0], Ys[1, a, 1], Ys[1, a, 2], Ys[1, a, 3] = u0, u1, u2, u3
-                    ma = mi[a]
-                    Zk[ma, 0], Zk[ma, 1], Zk[ma, 2], Zk[ma, 3] = -u0, -u1, -u2, -u3
-            else:
-                for a in range(nm):
-                    ma = mi[a]
-                    for k in range(KP):
-                        Ys[0, a, k] = 0.0
-                    for j in range(no):
-                        o = oi[j]
-                        for k in range(KP):
-                            Ys[0, a, k] += LamT[ma, o, k] * Zk[o, k]
-                    for b in range(a):
-                        for k in range(KP):
-                            Ys[0, a, k] -= Lc[a, b, k] * Ys[0, b, k]
-                    for k in range(KP):
-                        Ys[0, a, k] *= idg[a, k]
-                for a in range(nm - 1, -1, -1):
-                    for k in range(KP):
-                        Ys[1, a, k] = Ys[0, a, k]
-                    for b in range(a + 1, nm):
-                        for k in range(KP):
-                            Ys[1, a, k] -= Lc[b, a, k] * Ys[1, b, k]
-                    ma = mi[a]
-                    for k in range(KP):
-                        u = Ys[1, a, k] * idg[a, k]
-                        Ys[1, a, k] = u
-                        Zk[ma, k] = -u
+                        t = vfnma(t, vld3(Lc, b, a, k0), vld3(Ys, 1, b, k0))
+                    u = vmul(t, vld2(idg, a, k0))
+                    vst3(u, Ys, 1, a, k0)
+                    vst2(vneg(u), Zk, mi[a], k0)
             _store_row(r, nm, mi, active, pconst, Zk, D, RC)
 
     @njit(**_JIT)
@@ -757,18 +599,16 @@ if HAVE_NUMBA:  # pragma: no branch
                     if not factored or (need_a and not a_ready):
                         factored = True
                         a_ready = need_a
-                        if KP == 4:
-                            _factor_pattern4(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk, need_a
-                            )
-                        elif KP == 1:
+                        if KP == 1:
                             _factor_pattern1(
                                 Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
                             )
                         else:
-                            _factor_pattern(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk, need_a
-                            )
+                            for k0 in range(0, KP, 4):
+                                _factor_lanes(
+                                    Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, need_a,
+                                    k0,
+                                )  # fmt: skip
                         for k in range(K):
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
@@ -1121,7 +961,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         P = np.ascontiguousarray(P)
         Lam = P @ np.swapaxes(P, 1, 2)
         pad = -Lam.shape[0] % 4 if mode == 0 else 0  # identity components: full's K' a
-        if pad:  # multiple of 4 (see _factor_pattern); tied factorises its one Λ alone
+        if pad:  # multiple of 4 (see _factor_lanes); tied factorises its one Λ alone
             Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (pad, d, d))])
         Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K')
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
