@@ -341,6 +341,26 @@ if HAVE_NUMBA:  # pragma: no branch
                     D[k, ma, r] = Zk[ma, k]
 
     @njit(**_JIT)
+    def _tied_pattern_means(nm, no, mi, oi, negA, meansT, P, tri, mtil, mt):  # pragma: no cover
+        """tied, one pattern: ``mtil[:, k] = m̃_k = [μ_k,o; −A μ_k,o]`` and ``mt[:, k] = m̃_k P``
+        for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4)."""
+        d = mtil.shape[0]
+        for k0 in range(0, meansT.shape[1], 4):
+            for j in range(no):
+                o = oi[j]
+                vst2(vld2(meansT, o, k0), mtil, o, k0)
+            for a in range(nm):
+                t = vsplat(0.0)
+                for j in range(no):
+                    t = vfma(t, vsplat(negA[a, j, 0]), vld2(meansT, oi[j], k0))
+                vst2(t, mtil, mi[a], k0)
+            for j in range(d):
+                t = vsplat(0.0)
+                for i in range(j + 1 if tri else d):
+                    t = vfma(t, vld2(mtil, i, k0), vsplat(P[0, i, j]))
+                vst2(t, mt, j, k0)
+
+    @njit(**_JIT)
     def _fill_run(
         r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt, Zk, D, RC,
     ):  # fmt: skip  # pragma: no cover - compiled
@@ -354,6 +374,20 @@ if HAVE_NUMBA:  # pragma: no branch
         which avoids ~|m|·|o| loop starts per component.
         """
         K = D.shape[0]
+        if mode == 1 and r1 - r0 <= _SHORT_RUN:  # x̃_m = −A x_o, then x̃_m − m̃_k,m, per row
+            for r in range(r0, r1):
+                for a in range(nm):
+                    t = 0.0
+                    for j in range(no):
+                        t += negA[a, j, 0] * Xt[oi[j], r]
+                    Zt[0, mi[a], r] = t
+                for k in range(K):
+                    if active[k]:
+                        RC[k, r] = pconst[k]
+                        for a in range(nm):
+                            ma = mi[a]
+                            D[k, ma, r] = Zt[0, ma, r] - mtil[ma, k]
+            return
         if mode == 0 and r1 - r0 <= _SHORT_RUN:
             for r in range(r0, r1):
                 for k0 in range(0, negA.shape[2], 4):
@@ -382,7 +416,7 @@ if HAVE_NUMBA:  # pragma: no branch
             else:  # x̃_m − m̃_k,m = −A (x_o − μ_o); D[k, o] holds x_o − μ_o already
                 for a in range(nm):
                     ma = mi[a]
-                    t = mtil[k, ma]
+                    t = mtil[ma, k]
                     for r in range(u0, u1):
                         D[k, ma, r] = Zt[0, ma, r] - t
 
@@ -416,11 +450,46 @@ if HAVE_NUMBA:  # pragma: no branch
             _store_row(r, nm, mi, active, pconst, Zk, D, RC)
 
     @njit(**_JIT)
+    def _tied_block_maha(nb, K, Yt, RMT, run_r0, nruns, L):  # pragma: no cover - compiled
+        """tied: ``L[k, r] = ‖x̃_r P − m̃_k P‖²`` run by run (``RMT[q, :, k] = m̃_k P`` of run q):
+        short runs row by row, four components per vector (d multiply-adds per row instead of
+        K·d loop starts); long runs loop over their rows innermost."""
+        d = Yt.shape[0]
+        for q in range(nruns):
+            r0 = run_r0[q]
+            r1 = run_r0[q + 1]
+            if r1 - r0 <= _SHORT_RUN:
+                for r in range(r0, r1):
+                    for k0 in range(0, K, 4):
+                        acc = vsplat(0.0)
+                        for j in range(d):
+                            t = vsub(vsplat(Yt[j, r]), vld3(RMT, q, j, k0))
+                            acc = vfma(acc, t, t)
+                        L[k0, r] = vlane(acc, 0)
+                        if k0 + 1 < K:
+                            L[k0 + 1, r] = vlane(acc, 1)
+                        if k0 + 2 < K:
+                            L[k0 + 2, r] = vlane(acc, 2)
+                        if k0 + 3 < K:
+                            L[k0 + 3, r] = vlane(acc, 3)
+                continue
+            u0 = np.uint64(r0)  # unsigned: the loops vectorise
+            u1 = np.uint64(r1)
+            for k in range(K):
+                for r in range(u0, u1):
+                    L[k, r] = 0.0
+                for j in range(d):
+                    m = RMT[q, j, k]
+                    for r in range(u0, u1):
+                        t = Yt[j, r] - m
+                        L[k, r] += t * t
+
+    @njit(**_JIT)
     def _block_maha(
         nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
     ):  # pragma: no cover - compiled
         """``L[k, r] = RC[k, r] − ½ ‖D[k, :, r] P_k‖²`` over the block and ``rowmax[r] =
-        max_k L[k, r]``. Tied: ‖x̃P − m̃_kP‖², with ``RMT[q, k] = m̃_k P`` of run q."""
+        max_k L[k, r]``. Tied: ‖x̃P − m̃_kP‖², with ``RMT[q, :, k] = m̃_k P`` of run q."""
         K = D.shape[0]
         d = Zt.shape[1]
         for r in range(nb):
@@ -434,26 +503,20 @@ if HAVE_NUMBA:  # pragma: no branch
                     p = P[0, i, j]
                     for r in range(nb):
                         Yt[j, r] += Zt[0, i, r] * p
+            _tied_block_maha(nb, K, Yt, RMT, run_r0, nruns, L)
         for k in range(K):
             if not active[k]:
                 for r in range(nb):
                     L[k, r] = -np.inf
                 continue
-            for r in range(nb):
-                maha[r] = 0.0
             if mode == 0:
+                for r in range(nb):
+                    maha[r] = 0.0
                 _add_whitened_squares(D, k, P, tri, nb, y, maha)
-            else:
-                for q in range(nruns):
-                    u0 = np.uint64(run_r0[q])  # unsigned: the loops vectorise
-                    u1 = np.uint64(run_r0[q + 1])
-                    for j in range(d):
-                        m = RMT[q, k, j]
-                        for r in range(u0, u1):
-                            t = Yt[j, r] - m
-                            maha[r] += t * t
+                for r in range(nb):
+                    L[k, r] = maha[r]
             for r in range(nb):
-                v = RC[k, r] - 0.5 * maha[r]
+                v = RC[k, r] - 0.5 * L[k, r]
                 L[k, r] = v
                 if v > rowmax[r]:
                     rowmax[r] = v
@@ -471,6 +534,7 @@ if HAVE_NUMBA:  # pragma: no branch
         n, d = X.shape
         K = const0.shape[0]
         KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: 1 (see _run)
+        KV = meansT.shape[1]  # K padded to a multiple of 4
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks
         ll_o = np.zeros(nchunks)
@@ -488,7 +552,7 @@ if HAVE_NUMBA:  # pragma: no branch
             for k in range(K):
                 for r in range(block):
                     D[k, d, r] = 1.0
-            RMT = np.empty((block, K, d)) if mode == 1 else np.empty((1, 1, 1))
+            RMT = np.empty((block, d, KV)) if mode == 1 else np.empty((1, 1, 1))
             RC = np.empty((K, block))
             Zk = np.empty((d, KP))
             Ys = np.empty((2, d, KP))  # per-row solves (see _solve_rows)
@@ -519,8 +583,8 @@ if HAVE_NUMBA:  # pragma: no branch
             Linv = np.empty((d, d, KP))
             sk = np.empty(KP)
             pconst = np.empty(K)
-            mtil = np.empty((K, d))  # tied: m̃_k = [μ_o; −A μ_o]
-            mt = np.empty((K, d))  # tied: m̃_k P
+            mtil = np.empty((d, KV))  # tied: m̃_k = [μ_o; −A μ_o], components last
+            mt = np.empty((d, KV))  # tied: m̃_k P
             # the runs of the current block: rows, missing indices, conditional covariances
             run_r0 = np.empty(block + 1, dtype=np.int64)
             run_nm = np.empty(block, dtype=np.int64)
@@ -612,21 +676,8 @@ if HAVE_NUMBA:  # pragma: no branch
                         for k in range(K):
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
-                        if mode == 1:
-                            for k in range(K):
-                                for j in range(no):
-                                    mtil[k, oi[j]] = means[k, oi[j]]
-                                for a in range(nm):
-                                    s = 0.0
-                                    for j in range(no):
-                                        s += negA[a, j, 0] * means[k, oi[j]]
-                                    mtil[k, mi[a]] = s
-                                for j in range(d):
-                                    s = 0.0
-                                    ilim = j + 1 if tri else d
-                                    for i in range(ilim):
-                                        s += mtil[k, i] * P[0, i, j]
-                                    mt[k, j] = s
+                        if mode == 1:  # m̃_k and m̃_k P, four components per vector
+                            _tied_pattern_means(nm, no, mi, oi, negA, meansT, P, tri, mtil, mt)
                     if want_stats and nruns > 0 and coff + KP * nm * nm > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
                         break
@@ -642,9 +693,9 @@ if HAVE_NUMBA:  # pragma: no branch
                         )  # fmt: skip
                     run_r0[nruns] = r0
                     if mode == 1:
-                        for k in range(K):
-                            for j in range(d):
-                                RMT[nruns, k, j] = mt[k, j]
+                        for j in range(d):
+                            for k0 in range(0, KV, 4):
+                                vst3(vld2(mt, j, k0), RMT, nruns, j, k0)
                     if want_stats:  # keep the run's pattern for the conditional covariances
                         run_nm[nruns] = nm
                         run_c[nruns] = coff
@@ -970,7 +1021,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         off = np.ascontiguousarray(means - shift)
         has_off = bool(np.any(off))
         perm = _EMPTY_PERM if presorted else _grouping_order(X)
-        meansT = np.zeros((d, max(K, Lam.shape[2])))  # full: padded like Lam (see _fill_run)
+        meansT = np.zeros((d, -(-K // 4) * 4))  # K padded like full's Lam (four-lane vectors)
         meansT[:, :K] = means.T
         args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
                 _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
