@@ -28,7 +28,7 @@ weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the com
 (``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4, K', and
 its per-pattern and per-row work (factorisation, fill, solves) runs over four components at a time
 as one ``<4 x double>`` vector (``_factor_lanes``, :mod:`em_core._lanes4`); tied's single precision
-has a scalar one-lane version (``_factor_pattern1``).
+is padded to four lanes too (a vector costs what one scalar lane did).
 A full pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: its rows
 are filled by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
 for A). Most patterns are such: at d = 16 with 20 % MCAR, 10⁵ rows hold 13 000 patterns, 5 800 of
@@ -72,7 +72,7 @@ __all__ = ["HAVE_NUMBA", "incomplete_log_resp", "incomplete_stats", "pattern_ord
 _LOG_2PI = math.log(2.0 * math.pi)
 _MAX_CHUNKS = 64
 _MIN_BLOCKS_PER_CHUNK = 4
-#: Runs of at most this many rows sharing a pattern are filled row by row (see ``_fill_run``).
+#: Runs of at most this many rows sharing a pattern are filled row by row (``_fill_rows_full``).
 _SHORT_RUN = 6
 _MODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
 
@@ -215,76 +215,6 @@ if HAVE_NUMBA:  # pragma: no branch
             for b in range(a + 1, nm):
                 vst3(vld3(C, a, b, k0), C, b, a, k0)
 
-    @njit(**_JIT)
-    def _factor_pattern1(
-        LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, s
-    ):  # pragma: no cover - compiled
-        """``_factor_lanes`` with one scalar lane (tied: K' = 1): the same row-by-row solves,
-        loads before stores. 0.6 µs per pattern at d = 16 with 20 % MCAR, against 1.1 µs for one
-        component padded to four scalar chains and 2.1 µs for the loops over K."""
-        for a in range(nm):  # Cholesky Λ_mm = Lc Lcᵀ
-            ma = mi[a]
-            for b in range(a + 1):
-                s0 = LamT[ma, mi[b], 0]
-                for j in range(b):
-                    s0 -= Lc[a, j, 0] * Lc[b, j, 0]
-                if a == b:
-                    v0 = math.sqrt(s0)
-                    Lc[a, a, 0] = v0
-                    idg[a, 0] = 1.0 / v0
-                else:
-                    Lc[a, b, 0] = s0 * idg[b, 0]
-        p0 = 1.0  # ½ log det Λ_mm = log Π diag Lc
-        for a in range(nm):
-            p0 *= Lc[a, a, 0]
-        hld[0] = _log_diag_product(p0, Lc, nm, 0)
-        for a in range(nm):  # forward: W = Lc⁻¹ Λ_mo, row a from the rows above it
-            ma = mi[a]
-            for j in range(no):
-                W[a, j, 0] = LamT[ma, oi[j], 0]
-            for b in range(a):
-                l0 = Lc[a, b, 0]
-                for j in range(np.uint64(no)):
-                    x0, y0 = W[a, j, 0], W[b, j, 0]
-                    W[a, j, 0] = x0 - l0 * y0
-            i0 = idg[a, 0]
-            for j in range(np.uint64(no)):
-                W[a, j, 0] *= i0
-        for a in range(nm - 1, -1, -1):  # backward: Lcᵀ A = W, row a from the rows below it
-            for b in range(a + 1, nm):
-                l0 = Lc[b, a, 0]
-                for j in range(np.uint64(no)):
-                    x0, y0 = W[a, j, 0], W[b, j, 0]
-                    W[a, j, 0] = x0 - l0 * y0
-            i0 = idg[a, 0]
-            for j in range(np.uint64(no)):
-                v0 = W[a, j, 0] * i0
-                W[a, j, 0] = v0
-                negA[a, j, 0] = -v0
-        for a in range(nm):  # Linv = Lc⁻¹ (lower), row a from the rows above it
-            for b in range(np.uint64(a)):
-                Linv[a, b, 0] = 0.0
-            for j in range(a):
-                l0 = Lc[a, j, 0]
-                for b in range(np.uint64(j + 1)):
-                    x0, y0 = Linv[a, b, 0], Linv[j, b, 0]
-                    Linv[a, b, 0] = x0 - l0 * y0
-            i0 = idg[a, 0]
-            for b in range(np.uint64(a)):
-                Linv[a, b, 0] *= i0
-            Linv[a, a, 0] = i0
-        for a in range(nm):  # C = Linvᵀ Linv: the upper triangle, one row of Linv at a time
-            for b in range(a, nm):
-                C[a, b, 0] = 0.0
-        for j in range(nm):
-            for a in range(j + 1):
-                l0 = Linv[j, a, 0]
-                for b in range(a, j + 1):
-                    C[a, b, 0] += l0 * Linv[j, b, 0]
-        for a in range(nm):
-            for b in range(a + 1, nm):
-                C[b, a, 0] = C[a, b, 0]
-
     @njit(inline="always", **_JIT)
     def _fill_missing_row(D, k, ma, negA, a, oi, no, u0, u1):  # pragma: no cover - compiled
         """``D[k, ma, r] = Σ_j negA[a, j, k] D[k, oi[j], r]`` over rows u0:u1, in order of j and
@@ -361,44 +291,51 @@ if HAVE_NUMBA:  # pragma: no branch
                 vst2(t, mt, j, k0)
 
     @njit(**_JIT)
+    def _fill_rows_full(
+        r0, r1, nm, no, mi, oi, meansT, negA, pconst, active, Xt, Zk, D, RC
+    ):  # pragma: no cover - compiled
+        """full, a short run (≤ ``_SHORT_RUN`` rows) of a pattern with A: as ``_fill_run``, row
+        by row with the components innermost (``Zk`` (d, K') scratch, four lanes per vector,
+        ``meansT`` padded like K'), which avoids ~|m|·|o| loop starts per component."""
+        for r in range(r0, r1):
+            for k0 in range(0, negA.shape[2], 4):
+                _observed_diffs(r, no, oi, Xt, meansT, Zk, k0)
+                for a in range(nm):
+                    t = vsplat(0.0)
+                    for j in range(no):
+                        t = vfma(t, vld3(negA, a, j, k0), vld2(Zk, oi[j], k0))
+                    vst2(t, Zk, mi[a], k0)
+            _store_row(r, nm, mi, active, pconst, Zk, D, RC)
+
+    @njit(**_JIT)
+    def _fill_rows_tied(
+        r0, r1, nm, no, mi, oi, negA, pconst, mtil, active, Xt, Zt, D, RC
+    ):  # pragma: no cover - compiled
+        """tied, a short run: as ``_fill_run``, row by row (x̃_m = −A x_o, then x̃_m − m̃_k,m)."""
+        for r in range(r0, r1):
+            for a in range(nm):
+                t = 0.0
+                for j in range(no):
+                    t += negA[a, j, 0] * Xt[oi[j], r]
+                Zt[0, mi[a], r] = t
+            for k in range(D.shape[0]):
+                if active[k]:
+                    RC[k, r] = pconst[k]
+                    for a in range(nm):
+                        ma = mi[a]
+                        D[k, ma, r] = Zt[0, ma, r] - mtil[ma, k]
+
+    @njit(**_JIT)
     def _fill_run(
-        r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt, Zt, Zk, D, RC,
+        r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC,
     ):  # fmt: skip  # pragma: no cover - compiled
         """Columns ``r0:r1`` (one pattern) of ``D[k] = x̂ − μ_k`` and of the row constants
         ``RC[k] = log w_k + log det terms``: only the missing rows, since the block loop has put
         ``x − μ_k`` in all of them (tied: first the missing rows of ``Zt = x̃``, then
-        ``x̃_m − m̃_k,m``).
-
-        Long runs loop over rows innermost; short ones (full only) row by row with the components
-        innermost (``Zk`` (d, K') scratch, four lanes per vector, ``meansT`` padded like K'),
-        which avoids ~|m|·|o| loop starts per component.
+        ``x̃_m − m̃_k,m``). Loops over the run's rows innermost: long runs (short ones are
+        filled row by row, ``_fill_rows_full`` / ``_fill_rows_tied``).
         """
         K = D.shape[0]
-        if mode == 1 and r1 - r0 <= _SHORT_RUN:  # x̃_m = −A x_o, then x̃_m − m̃_k,m, per row
-            for r in range(r0, r1):
-                for a in range(nm):
-                    t = 0.0
-                    for j in range(no):
-                        t += negA[a, j, 0] * Xt[oi[j], r]
-                    Zt[0, mi[a], r] = t
-                for k in range(K):
-                    if active[k]:
-                        RC[k, r] = pconst[k]
-                        for a in range(nm):
-                            ma = mi[a]
-                            D[k, ma, r] = Zt[0, ma, r] - mtil[ma, k]
-            return
-        if mode == 0 and r1 - r0 <= _SHORT_RUN:
-            for r in range(r0, r1):
-                for k0 in range(0, negA.shape[2], 4):
-                    _observed_diffs(r, no, oi, Xt, meansT, Zk, k0)
-                    for a in range(nm):
-                        t = vsplat(0.0)
-                        for j in range(no):
-                            t = vfma(t, vld3(negA, a, j, k0), vld2(Zk, oi[j], k0))
-                        vst2(t, Zk, mi[a], k0)
-                _store_row(r, nm, mi, active, pconst, Zk, D, RC)
-            return
         u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
         u1 = np.uint64(r1)
         if mode == 1:  # x̃ = [x_o; −A x_o] (Zt[0, o] holds x_o already)
@@ -533,7 +470,8 @@ if HAVE_NUMBA:  # pragma: no branch
         accumulators, so the result does not depend on the order."""
         n, d = X.shape
         K = const0.shape[0]
-        KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: 1 (see _run)
+        KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: its one Λ in 4 lanes
+        NC = KP if mode == 0 else 1  # lanes of the conditional covariances kept per run
         KV = meansT.shape[1]  # K padded to a multiple of 4
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks
@@ -581,7 +519,6 @@ if HAVE_NUMBA:  # pragma: no branch
             Lc = np.empty((d, d, KP))
             idg = np.empty((d, KP))
             Linv = np.empty((d, d, KP))
-            sk = np.empty(KP)
             pconst = np.empty(K)
             mtil = np.empty((d, KV))  # tied: m̃_k = [μ_o; −A μ_o], components last
             mt = np.empty((d, KV))  # tied: m̃_k P
@@ -590,7 +527,7 @@ if HAVE_NUMBA:  # pragma: no branch
             run_nm = np.empty(block, dtype=np.int64)
             run_c = np.empty(block, dtype=np.int64)
             run_mi = np.empty((block, d), dtype=np.int64)
-            cstore = np.empty(KP * d * d * 8)
+            cstore = np.empty(NC * d * d * 8)
             Cacc = np.zeros((d, d, K))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
             sw = np.empty(K)
             ll = 0.0
@@ -663,29 +600,30 @@ if HAVE_NUMBA:  # pragma: no branch
                     if not factored or (need_a and not a_ready):
                         factored = True
                         a_ready = need_a
-                        if KP == 1:
-                            _factor_pattern1(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, sk
+                        for k0 in range(0, KP, 4):
+                            _factor_lanes(
+                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, need_a, k0
                             )
-                        else:
-                            for k0 in range(0, KP, 4):
-                                _factor_lanes(
-                                    Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, need_a,
-                                    k0,
-                                )  # fmt: skip
                         for k in range(K):
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
                         if mode == 1:  # m̃_k and m̃_k P, four components per vector
                             _tied_pattern_means(nm, no, mi, oi, negA, meansT, P, tri, mtil, mt)
-                    if want_stats and nruns > 0 and coff + KP * nm * nm > cstore.shape[0]:
+                    if want_stats and nruns > 0 and coff + NC * nm * nm > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
                         break
-                    if a_ready:
+                    if a_ready and r1 - r0 > _SHORT_RUN:
                         _fill_run(
-                            r0, r1, mode, nm, no, mi, oi, meansT, negA, pconst, mtil, active, Xt,
-                            Zt, Zk, D, RC,
-                        )  # fmt: skip
+                            r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC
+                        )
+                    elif a_ready and mode == 0:
+                        _fill_rows_full(
+                            r0, r1, nm, no, mi, oi, meansT, negA, pconst, active, Xt, Zk, D, RC
+                        )
+                    elif a_ready:
+                        _fill_rows_tied(
+                            r0, r1, nm, no, mi, oi, negA, pconst, mtil, active, Xt, Zt, D, RC
+                        )
                     else:
                         _solve_rows(
                             r0, r1, nm, no, mi, oi, meansT, Lam, Lc, idg, Ys, pconst, active, Xt,
@@ -703,7 +641,7 @@ if HAVE_NUMBA:  # pragma: no branch
                             run_mi[nruns, a] = mi[a]
                         for a in range(nm):
                             for b in range(nm):
-                                for kk in range(KP):
+                                for kk in range(NC):
                                     cstore[coff] = Cp[a, b, kk]
                                     coff += 1
                     nruns += 1
@@ -752,7 +690,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         ma = run_mi[q, a]
                         for b in range(a, qm):
                             mb = run_mi[q, b]
-                            idx = base + (a * qm + b) * KP
+                            idx = base + (a * qm + b) * NC
                             for k in range(K):  # E is 0 for inactive components: adds +0.0
                                 Cacc[ma, mb, k] += sw[k] * cstore[idx + (k if mode == 0 else 0)]
                 for k in range(K):
@@ -1011,8 +949,8 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
             raise ValueError("precisions_chol has the wrong shape")
         P = np.ascontiguousarray(P)
         Lam = P @ np.swapaxes(P, 1, 2)
-        pad = -Lam.shape[0] % 4 if mode == 0 else 0  # identity components: full's K' a
-        if pad:  # multiple of 4 (see _factor_lanes); tied factorises its one Λ alone
+        pad = -Lam.shape[0] % 4  # identity components: K' a multiple of 4 (see _factor_lanes)
+        if pad:
             Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (pad, d, d))])
         Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K')
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
