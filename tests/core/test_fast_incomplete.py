@@ -72,8 +72,8 @@ def _data(rng, n, d, rate=0.3):
 @pytest.mark.parametrize("cov", COV_TYPES)
 @pytest.mark.parametrize(
     ("n", "d", "K", "block"),
-    # K ≤ 4 factorises in blocks of four lanes, K > 4 in loops over K: both paths
-    [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37), (450, 6, 6, 50)],
+    # one group of four vector lanes (K = 4), padded ones (K = 1, 3, 6) and three groups (K = 9)
+    [(400, 3, 4, 64), (301, 5, 1, None), (500, 8, 3, 37), (450, 6, 6, 50), (260, 5, 9, 40)],
 )
 def test_incomplete_stats_matches_reference(cov, n, d, K, block):
     rng = np.random.default_rng(n + d + K)
