@@ -29,15 +29,16 @@ weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the com
 its per-pattern and per-row work (factorisation, fill, solves) runs over four components at a time
 as one ``<4 x double>`` vector (``_factor_lanes``, :mod:`em_core._lanes4`); tied's single precision
 is padded to four lanes too (a vector costs what one scalar lane did).
-A full pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: its rows
-are filled by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
+A pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: full fills
+its rows by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
 for A). Most patterns are such: at d = 16 with 20 % MCAR, 10⁵ rows hold 13 000 patterns, 5 800 of
 them single rows. The conditional covariances of the block's runs are kept (a bounded store: a block
 ends early when it is full) and added as ``(Σ_run r_ik) C_k`` after the normalisation, into a
 per-chunk (d, d, K) sum with the components innermost that joins ``sxx`` before the Gram (the same
 order of additions as adding them to ``sxx`` directly, a few % faster). ``tied``
 factorises once per pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once,
-subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``). Loops over a run's rows use
+subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``); it forms A μ_o and, in short runs,
+A x_o as C (Λ_mo ·), so that only long runs need A. Loops over a run's rows use
 unsigned indices: with a signed start numba's wrap-around checks stop LLVM from vectorising them (7×
 slower).
 
@@ -270,18 +271,29 @@ if HAVE_NUMBA:  # pragma: no branch
                     D[k, ma, r] = Zk[ma, k]
 
     @njit(**_JIT)
-    def _tied_pattern_means(nm, no, mi, oi, negA, meansT, P, tri, mtil, mt):  # pragma: no cover
+    def _tied_pattern_means(
+        nm, no, mi, oi, LamT, C, meansT, P, tri, V, mtil, mt
+    ):  # pragma: no cover - compiled
         """tied, one pattern: ``mtil[:, k] = m̃_k = [μ_k,o; −A μ_k,o]`` and ``mt[:, k] = m̃_k P``
-        for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4)."""
+        for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4), with
+        A μ_o = C (Λ_mo μ_o) from the conditional covariance C = Λ_mm⁻¹: A itself is not needed
+        (short runs skip it, as in full), and |m|·|o| + |m|² per component is what −A μ_o cost."""
         d = mtil.shape[0]
         for k0 in range(0, meansT.shape[1], 4):
             for j in range(no):
                 o = oi[j]
                 vst2(vld2(meansT, o, k0), mtil, o, k0)
-            for a in range(nm):
+            for a in range(nm):  # V = Λ_mo μ_o
+                ma = mi[a]
                 t = vsplat(0.0)
                 for j in range(no):
-                    t = vfma(t, vsplat(negA[a, j, 0]), vld2(meansT, oi[j], k0))
+                    o = oi[j]
+                    t = vfma(t, vsplat(LamT[ma, o, 0]), vld2(meansT, o, k0))
+                vst2(t, V, a, k0)
+            for a in range(nm):  # m̃_m = −C V
+                t = vsplat(0.0)
+                for b in range(nm):
+                    t = vfnma(t, vsplat(C[a, b, 0]), vld2(V, b, k0))
                 vst2(t, mtil, mi[a], k0)
             for j in range(d):
                 t = vsplat(0.0)
@@ -308,14 +320,22 @@ if HAVE_NUMBA:  # pragma: no branch
 
     @njit(**_JIT)
     def _fill_rows_tied(
-        r0, r1, nm, no, mi, oi, negA, pconst, mtil, active, Xt, Zt, D, RC
+        r0, r1, nm, no, mi, oi, LamT, C, pconst, mtil, active, Xt, Zt, ut, D, RC
     ):  # pragma: no cover - compiled
-        """tied, a short run: as ``_fill_run``, row by row (x̃_m = −A x_o, then x̃_m − m̃_k,m)."""
+        """tied, a short run: as ``_fill_run``, row by row, x̃_m = −A x_o = −C (Λ_mo x_o) with
+        C = Λ_mm⁻¹ (no A needed), then x̃_m − m̃_k,m."""
         for r in range(r0, r1):
             for a in range(nm):
+                ma = mi[a]
                 t = 0.0
                 for j in range(no):
-                    t += negA[a, j, 0] * Xt[oi[j], r]
+                    o = oi[j]
+                    t += LamT[ma, o, 0] * Xt[o, r]
+                ut[a] = t
+            for a in range(nm):
+                t = 0.0
+                for b in range(nm):
+                    t -= C[a, b, 0] * ut[b]
                 Zt[0, mi[a], r] = t
             for k in range(D.shape[0]):
                 if active[k]:
@@ -521,6 +541,8 @@ if HAVE_NUMBA:  # pragma: no branch
             pconst = np.empty(K)
             mtil = np.empty((d, KV))  # tied: m̃_k = [μ_o; −A μ_o], components last
             mt = np.empty((d, KV))  # tied: m̃_k P
+            Vt = np.empty((d, KV))  # tied: Λ_mo μ_k,o
+            ut = np.empty(d)  # tied: Λ_mo x_o of a row
             # the runs of the current block: rows, missing indices, conditional covariances
             run_r0 = np.empty(block + 1, dtype=np.int64)
             run_nm = np.empty(block, dtype=np.int64)
@@ -595,7 +617,7 @@ if HAVE_NUMBA:  # pragma: no branch
                     # a full pattern whose rows end inside this block, fewer than |o| of them:
                     # per-row solves (|m|² per row) are cheaper than A (|m|²·|o| once)
                     short = r1 - r0 < no and r1 - r0 <= _SHORT_RUN and r1 < nb
-                    need_a = mode != 0 or not short
+                    need_a = not short
                     if not factored or (need_a and not a_ready):
                         factored = True
                         a_ready = need_a
@@ -607,22 +629,25 @@ if HAVE_NUMBA:  # pragma: no branch
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
                         if mode == 1:  # m̃_k and m̃_k P, four components per vector
-                            _tied_pattern_means(nm, no, mi, oi, negA, meansT, P, tri, mtil, mt)
+                            _tied_pattern_means(
+                                nm, no, mi, oi, Lam, Cp, meansT, P, tri, Vt, mtil, mt
+                            )
                     c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
                     if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
                         break
-                    if a_ready and r1 - r0 > _SHORT_RUN:
+                    if r1 - r0 > _SHORT_RUN:  # then A is ready (need_a)
                         _fill_run(
                             r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC
                         )
-                    elif a_ready and mode == 0:
+                    elif mode == 1:
+                        _fill_rows_tied(
+                            r0, r1, nm, no, mi, oi, Lam, Cp, pconst, mtil, active, Xt, Zt, ut, D,
+                            RC,
+                        )  # fmt: skip
+                    elif a_ready:
                         _fill_rows_full(
                             r0, r1, nm, no, mi, oi, meansT, negA, pconst, active, Xt, Zk, D, RC
-                        )
-                    elif a_ready:
-                        _fill_rows_tied(
-                            r0, r1, nm, no, mi, oi, negA, pconst, mtil, active, Xt, Zt, D, RC
                         )
                     else:
                         _solve_rows(
