@@ -31,6 +31,7 @@ from fit_vs_sklearn import initial_params, make_data
 
 import em_core.em as em_module
 from em_core import GaussianMixture
+from em_core.exceptions import DegenerateFitError
 
 
 def mcar_copy(X: np.ndarray, share: float) -> np.ndarray:
@@ -110,7 +111,11 @@ def main() -> None:
         for d in args.d:
             for k in args.k:
                 for cov in args.cov:
-                    c, m = run(n, d, k, cov, args.iters, args.repeats, args.missing, clock)
+                    try:
+                        c, m = run(n, d, k, cov, args.iters, args.repeats, args.missing, clock)
+                    except DegenerateFitError as exc:  # a property of the data, not a timing
+                        print(f"{n:>9} {d:>3} {k:>3} {cov:>9} | degenerate fit, skipped: {exc}")
+                        continue
                     print(
                         f"{n:>9} {d:>3} {k:>3} {cov:>9} | {c:>9.4f} {m:>9.4f} {m / c:>6.2f}",
                         flush=True,
