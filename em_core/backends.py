@@ -337,7 +337,13 @@ DASK_WORKER_ENV = {
 
 def dask_worker_config() -> dict[str, Any]:
     """``dask.config.set(dask_worker_config())`` before starting (local) workers: the current
-    ``pre-spawn-environ`` plus :data:`DASK_WORKER_ENV`."""
+    ``pre-spawn-environ`` plus :data:`DASK_WORKER_ENV`.
+
+    distributed's nanny also writes these variables into the environment of the process that
+    starts the workers and leaves them there. In that process ``NUMBA_NUM_THREADS=1`` then makes
+    numba refuse to compile anything new once its thread pool runs with another size (a
+    ``RuntimeError`` at the next compilation); restore ``os.environ`` after the cluster has
+    started (as ``tests/core/test_backends.py`` does) when the client process keeps computing."""
     import dask
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})

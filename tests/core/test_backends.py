@@ -6,6 +6,7 @@ size changes only that order.
 """
 
 import itertools
+import os
 import subprocess
 import sys
 import warnings
@@ -196,6 +197,7 @@ def client():
 
     from em_core.backends import dask_worker_config
 
+    saved = dict(os.environ)
     with warnings.catch_warnings(), dask.config.set(dask_worker_config()):
         warnings.simplefilter("ignore")
         cluster = distributed.LocalCluster(
@@ -206,6 +208,10 @@ def client():
             worker_dashboard_address=None,
         )
         client = distributed.Client(cluster)
+    # the nanny exports pre-spawn-environ into this process too; NUMBA_NUM_THREADS=1 left here
+    # makes numba refuse to compile anything new once its threads run (see dask_worker_config)
+    os.environ.clear()
+    os.environ.update(saved)
     yield client
     client.close()
     cluster.close()
