@@ -20,6 +20,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, models, register_model
 
+from ._fast_kernels import _FASTMATH
+
 __all__ = [
     "lanes4",
     "vdiv",
@@ -40,7 +42,7 @@ __all__ = [
 ]
 
 _VEC = ir.VectorType(ir.DoubleType(), 4)
-_FLAGS = ("contract",)  # as the kernels' fastmath (``_fast_kernels._FASTMATH``)
+_FLAGS = tuple(sorted(_FASTMATH))  # the kernels' fastmath flags, so lanes match scalar code
 
 
 class Lanes4(types.Type):
