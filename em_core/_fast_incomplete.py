@@ -17,18 +17,18 @@ identity when the chunk is already sorted, as :class:`em_core.sources.ArraySourc
 Each row block (at most ``block`` rows) is cut into runs of one pattern, found by a 64-bit key of
 each row's missing cells built while the block is gathered (above d = 64 the key only filters and
 the cells decide). When a run starts a new pattern its factors are computed inside the kernel for
-all components at once (vectorised over K): Cholesky of Λ_mm, ``A`` by triangular solves, ``C``, ½
-log det Λ_mm. They are kept while the pattern lasts, so a pattern is factorised once per parallel
-chunk (not per row) and there is no Python loop over patterns (at d = 16 with 20% MCAR, 10⁶ rows
-hold ~30 000 patterns). The transposed (d, rows) buffers ``D[k] = x̂ − μ_k`` receive ``x − μ_k`` for
-the whole block at once (NaN where missing) and each run then overwrites its missing rows with ``−A
-(x_o − μ_o)``: few loops per run, since most runs are short and every loop pays its own start-up.
-The block is whitened with the triangle of P_k, normalised, and its moments are the register-tiled
-weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the complete kernel
-(``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4, K', and
-its per-pattern and per-row work (factorisation, fill, solves) runs over four components at a time
-as one ``<4 x double>`` vector (``_factor_lanes``, :mod:`em_core._lanes4`); tied's single precision
-is padded to four lanes too (a vector costs what one scalar lane did).
+all components at once (four per vector, see below): Cholesky of Λ_mm, ``A`` by triangular solves,
+``C``, ½ log det Λ_mm. They are kept while the pattern lasts, so a pattern is factorised once per
+parallel chunk (not per row) and there is no Python loop over patterns (at d = 16 with 20% MCAR, 10⁶
+rows hold ~30 000 patterns). The transposed (d, rows) buffers ``D[k] = x̂ − μ_k`` receive ``x −
+μ_k`` for the whole block at once (NaN where missing) and each run then overwrites its missing rows
+with ``−A (x_o − μ_o)``: few loops per run, since most runs are short and every loop pays its own
+start-up. The block is whitened with the triangle of P_k, normalised, and its moments are the
+register-tiled weighted Gram of ``[z; 1]`` (z = x̂ − c) per component, exactly as in the complete
+kernel (``_add_weighted_gram``; no BLAS). full pads K with identity components to a multiple of 4,
+K', and its per-pattern and per-row work (factorisation, fill, solves) runs over four components at
+a time as one ``<4 x double>`` vector (``_factor_lanes``, :mod:`em_core._lanes4`); tied's single
+precision is padded to four lanes too (a vector costs what one scalar lane did).
 A pattern whose rows end inside the block and number fewer than |o| (and ≤ 6) skips A: full fills
 its rows by two triangular solves each (``_solve_rows``, |m|·|o| + |m|² per row against |m|²·|o|
 for A). Most patterns are such: at d = 16 with 20 % MCAR, 10⁵ rows hold 13 000 patterns, 5 800 of
@@ -142,7 +142,8 @@ if HAVE_NUMBA:  # pragma: no branch
         LamT, mi, nm, oi, no, negA, C, hld, W, Lc, idg, Linv, with_a, k0
     ):  # pragma: no cover - compiled
         """Factors of one pattern for the four components ``k0:k0 + 4`` (one vector register per
-        entry, see :mod:`em_core._lanes4`; full calls it for each group of its K' lanes).
+        entry, see :mod:`em_core._lanes4`), called for each group of four of the K' lanes (tied:
+        one group).
 
         ``LamT[:, :, k] = Λ_k``; writes ``negA[a, j, k] = −(Λ_mm⁻¹ Λ_mo)[a, j]`` (|m| × |o|),
         ``C[a, b, k] = Λ_mm⁻¹`` (|m| × |m|) and ``hld[k] = ½ log det Λ_mm``, from the lower
