@@ -595,15 +595,13 @@ if HAVE_NUMBA:  # pragma: no branch
                         curkey = bkey[r0]
                         nm = 0
                         no = 0
-                        for j in range(d):
+                        for j in range(d):  # branch-free: the cells' pattern is random
                             isn = Xt[j, r0] != Xt[j, r0]
                             cur[j] = isn
-                            if isn:
-                                mi[nm] = j
-                                nm += 1
-                            else:
-                                oi[no] = j
-                                no += 1
+                            mi[nm] = j
+                            oi[no] = j
+                            nm += isn
+                            no += not isn
                     r1 = r0 + 1
                     while r1 < nb and bkey[r1] == curkey:
                         if not short_keys:  # d > 64: the key is only a filter
