@@ -534,11 +534,13 @@ if HAVE_NUMBA:  # pragma: no branch
             bkey = np.empty(block, dtype=np.uint64)  # bit j % 64: cell j missing
             curkey = np.uint64(0)
             short_keys = d <= 64  # then the key is the pattern
-            mi = np.empty(d, dtype=np.int64)  # missing cells, descending (see _factor_lanes)
-            oi = np.empty(d, dtype=np.int64)
+            # unsigned: indexing with them needs no wrap-around of negative indices (four integer
+            # operations per gathered value, the most of the short-run fills before)
+            mi = np.empty(d, dtype=np.uint64)  # missing cells, descending (see _factor_lanes)
+            oi = np.empty(d, dtype=np.uint64)
             nm = 0
             no = 0
-            fmi = np.empty(d, dtype=np.int64)  # the missing cells of the factors in Lc, Linv
+            fmi = np.empty(d, dtype=np.uint64)  # the missing cells of the factors in Lc, Linv
             fnm = 0
             t0 = 0
             negA = np.empty((d, d, KP))
@@ -557,7 +559,7 @@ if HAVE_NUMBA:  # pragma: no branch
             run_r0 = np.empty(block + 1, dtype=np.int64)
             run_nm = np.empty(block, dtype=np.int64)
             run_c = np.empty(block, dtype=np.int64)
-            run_mi = np.empty((block, d), dtype=np.int64)
+            run_mi = np.empty((block, d), dtype=np.uint64)
             cstore = np.empty(NC * d * d * 8)
             Cacc = np.zeros((d, d, KV))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
             sw = np.zeros(KV)  # Σ_run r_ik, 0 in the padding lanes
