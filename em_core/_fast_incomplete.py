@@ -37,8 +37,9 @@ ends early when it is full) and added as ``(Σ_run r_ik) C_k`` after the normali
 per-chunk (d, d, K) sum with the components innermost that joins ``sxx`` before the Gram (the same
 order of additions as adding them to ``sxx`` directly, a few % faster). ``tied``
 factorises once per pattern (one Λ) and whitens the filled row ``x̃ = [x_o; −A x_o]`` once,
-subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``); it forms A μ_o and, in short runs,
-A x_o as C (Λ_mo ·), so that only long runs need A. Loops over a run's rows use
+subtracting ``m̃_k P`` per component (``m̃_k = [μ_o; −A μ_o]``, formed from C and the precomputed
+Λ μ_k and μ_k P); short runs form A x_o as C (Λ_mo x_o), so that only long runs need A. Loops over
+a run's rows use
 unsigned indices: with a signed start numba's wrap-around checks stop LLVM from vectorising them (7×
 slower).
 
@@ -279,34 +280,30 @@ if HAVE_NUMBA:  # pragma: no branch
 
     @njit(**_JIT)
     def _tied_pattern_means(
-        nm, no, mi, oi, LamT, C, meansT, P, tri, V, mtil, mt
+        nm, no, mi, oi, C, meansT, tiedT, P, tri, mtil, mt
     ):  # pragma: no cover - compiled
         """tied, one pattern: ``mtil[:, k] = m̃_k = [μ_k,o; −A μ_k,o]`` and ``mt[:, k] = m̃_k P``
-        for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4), with
-        A μ_o = C (Λ_mo μ_o) from the conditional covariance C = Λ_mm⁻¹: A itself is not needed
-        (short runs skip it, as in full), and |m|·|o| + |m|² per component is what −A μ_o cost."""
+        for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4).
+
+        With λ_k = Λ μ_k and μ_k P precomputed (``tiedT[0]``, ``tiedT[1]``, (d, K')):
+        ``g_k = C λ_k,m = μ_k,m + A μ_k,o`` (C = Λ_mm⁻¹), so ``m̃_k,m = μ_k,m − g_k`` and
+        ``m̃_k P = μ_k P − Σ_a g_k,a P[m_a, :]``: |m|² + |m|·d per component (half of that
+        for a triangular P) instead of |m|·|o| + |m|² + d²/2 from Λ_mo μ_o."""
         d = mtil.shape[0]
         for k0 in range(0, meansT.shape[1], 4):
             for j in range(no):
                 o = oi[j]
                 vst2(vld2(meansT, o, k0), mtil, o, k0)
-            for a in range(nm):  # V = Λ_mo μ_o
+            for j in range(d):
+                vst2(vld3(tiedT, 1, j, k0), mt, j, k0)
+            for a in range(nm):
                 ma = mi[a]
                 t = vsplat(0.0)
-                for j in range(no):
-                    o = oi[j]
-                    t = vfma(t, vsplat(LamT[ma, o, 0]), vld2(meansT, o, k0))
-                vst2(t, V, a, k0)
-            for a in range(nm):  # m̃_m = −C V
-                t = vsplat(0.0)
                 for b in range(nm):
-                    t = vfnma(t, vsplat(C[a, b, 0]), vld2(V, b, k0))
-                vst2(t, mtil, mi[a], k0)
-            for j in range(d):
-                t = vsplat(0.0)
-                for i in range(j + 1 if tri else d):
-                    t = vfma(t, vld2(mtil, i, k0), vsplat(P[0, i, j]))
-                vst2(t, mt, j, k0)
+                    t = vfma(t, vsplat(C[a, b, 0]), vld3(tiedT, 0, mi[b], k0))
+                vst2(vsub(vld2(meansT, ma, k0), t), mtil, ma, k0)
+                for j in range(ma if tri else 0, d):  # a triangular P: row ma is 0 left of ma
+                    vst2(vfnma(vld2(mt, j, k0), t, vsplat(P[0, ma, j])), mt, j, k0)
 
     @njit(**_JIT)
     def _fill_rows_full(
@@ -485,7 +482,7 @@ if HAVE_NUMBA:  # pragma: no branch
                     rowmax[r] = v
 
     def _grouped_kernel(
-        X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
+        X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block, nchunks,
         chunk_order, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
     ):  # fmt: skip  # pragma: no cover - compiled
         """full (mode 0) / tied (mode 1) over rows ``perm`` (grouped by pattern).
@@ -553,7 +550,6 @@ if HAVE_NUMBA:  # pragma: no branch
             pconst = np.empty(K)
             mtil = np.empty((d, KV))  # tied: m̃_k = [μ_o; −A μ_o], components last
             mt = np.empty((d, KV))  # tied: m̃_k P
-            Vt = np.empty((d, KV))  # tied: Λ_mo μ_k,o
             ut = np.empty(d)  # tied: Λ_mo x_o of a row
             # the runs of the current block: rows, missing indices, conditional covariances
             run_r0 = np.empty(block + 1, dtype=np.int64)
@@ -647,9 +643,7 @@ if HAVE_NUMBA:  # pragma: no branch
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
                         if mode == 1:  # m̃_k and m̃_k P, four components per vector
-                            _tied_pattern_means(
-                                nm, no, mi, oi, Lam, Cp, meansT, P, tri, Vt, mtil, mt
-                            )
+                            _tied_pattern_means(nm, no, mi, oi, Cp, meansT, tiedT, P, tri, mtil, mt)
                     c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
                     if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
@@ -931,6 +925,7 @@ def _spread_order(nchunks):
 
 #: ``perm`` for rows already in pattern order (the kernels read it as the identity).
 _EMPTY_PERM = np.zeros(0, dtype=np.int64)
+_NO_TIED = np.zeros((2, 1, 4))  # full: no tied precomputations
 
 
 def _grouping_order(X):
@@ -1009,8 +1004,11 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         perm = _EMPTY_PERM if presorted else _grouping_order(X)
         meansT = np.zeros((d, -(-K // 4) * 4))  # K padded like full's Lam (four-lane vectors)
         meansT[:, :K] = means.T
-        args = (X, perm, const0, means, meansT, off, has_off, P, Lam, mode, tri, block, nchunks,
-                _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+        # tied: Λ μ_k and μ_k P, components last (see _tied_pattern_means)
+        tiedT = np.stack([P[0] @ (P[0].T @ meansT), P[0].T @ meansT]) if mode == 1 else _NO_TIED
+        args = (X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block,
+                nchunks, _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn,
+                lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
     use_parallel = (n > block and numba.get_num_threads() > 1) if parallel is None else parallel
     if use_parallel and _PARALLEL_LOCK.acquire(blocking=False):
