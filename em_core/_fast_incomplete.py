@@ -279,21 +279,17 @@ if HAVE_NUMBA:  # pragma: no branch
                     D[k, ma, r] = Zk[ma, k]
 
     @njit(**_JIT)
-    def _tied_pattern_means(
-        nm, no, mi, oi, C, meansT, tiedT, P, tri, mtil, mt
-    ):  # pragma: no cover - compiled
-        """tied, one pattern: ``mtil[:, k] = m̃_k = [μ_k,o; −A μ_k,o]`` and ``mt[:, k] = m̃_k P``
+    def _tied_pattern_means(nm, mi, C, meansT, tiedT, P, mtil, mt):  # pragma: no cover - compiled
+        """tied, one pattern: ``mtil[m, k] = m̃_k,m = −A μ_k,o`` (the missing rows of
+        ``m̃_k = [μ_k,o; −A μ_k,o]``, the only ones read) and ``mt[:, k] = m̃_k P``
         for every component, four per vector (``meansT`` (d, K') with K' a multiple of 4).
 
         With λ_k = Λ μ_k and μ_k P precomputed (``tiedT[0]``, ``tiedT[1]``, (d, K')):
         ``g_k = C λ_k,m = μ_k,m + A μ_k,o`` (C = Λ_mm⁻¹), so ``m̃_k,m = μ_k,m − g_k`` and
-        ``m̃_k P = μ_k P − Σ_a g_k,a P[m_a, :]``: |m|² + |m|·d per component (half of that
-        for a triangular P) instead of |m|·|o| + |m|² + d²/2 from Λ_mo μ_o."""
+        ``m̃_k P = μ_k P − Σ_a g_k,a P[m_a, :]``: |m|² + |m|·d per component instead of
+        |m|·|o| + |m|² + d²/2 from Λ_mo μ_o."""
         d = mtil.shape[0]
         for k0 in range(0, meansT.shape[1], 4):
-            for j in range(no):
-                o = oi[j]
-                vst2(vld2(meansT, o, k0), mtil, o, k0)
             for j in range(d):
                 vst2(vld3(tiedT, 1, j, k0), mt, j, k0)
             for a in range(nm):
@@ -302,7 +298,8 @@ if HAVE_NUMBA:  # pragma: no branch
                 for b in range(nm):
                     t = vfma(t, vsplat(C[a, b, 0]), vld3(tiedT, 0, mi[b], k0))
                 vst2(vsub(vld2(meansT, ma, k0), t), mtil, ma, k0)
-                for j in range(ma if tri else 0, d):  # a triangular P: row ma is 0 left of ma
+                for j in range(d):  # all d: a start varying with ma (triangular P, 0 left of
+                    # ma) mispredicts the loop's exit; the zeros change nothing
                     vst2(vfnma(vld2(mt, j, k0), t, vsplat(P[0, ma, j])), mt, j, k0)
 
     @njit(**_JIT)
@@ -548,7 +545,7 @@ if HAVE_NUMBA:  # pragma: no branch
             idg = np.empty((d, KP))
             Linv = np.empty((d, d, KP))
             pconst = np.empty(K)
-            mtil = np.empty((d, KV))  # tied: m̃_k = [μ_o; −A μ_o], components last
+            mtil = np.empty((d, KV))  # tied: m̃_k,m = −A μ_o (missing rows), components last
             mt = np.empty((d, KV))  # tied: m̃_k P
             ut = np.empty(d)  # tied: Λ_mo x_o of a row
             # the runs of the current block: rows, missing indices, conditional covariances
@@ -643,7 +640,7 @@ if HAVE_NUMBA:  # pragma: no branch
                             kk = k if mode == 0 else 0
                             pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
                         if mode == 1:  # m̃_k and m̃_k P, four components per vector
-                            _tied_pattern_means(nm, no, mi, oi, Cp, meansT, tiedT, P, tri, mtil, mt)
+                            _tied_pattern_means(nm, mi, Cp, meansT, tiedT, P, mtil, mt)
                     c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
                     if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
                         nb = r0  # cstore is full: the block ends before this run
