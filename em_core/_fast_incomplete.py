@@ -323,24 +323,25 @@ if HAVE_NUMBA:  # pragma: no branch
 
     @njit(**_JIT)
     def _fill_rows_tied(
-        r0, r1, nm, no, mi, oi, LamT, C, pconst, mtil, active, Xt, Zt, ut, D, RC
+        r0, r1, nm, no, mi, oi, LamR, C, pconst, mtil, active, Xt, Zt, ut, D, RC
     ):  # pragma: no cover - compiled
         """tied, a short run: as ``_fill_run``, row by row, x̃_m = −A x_o = −C (Λ_mo x_o) with
-        C = Λ_mm⁻¹ (no A needed), then x̃_m − m̃_k,m."""
+        C = Λ_mm⁻¹ (no A needed), then x̃_m − m̃_k,m. ``ut = Λ_·o x_o`` for all d rows, four
+        per vector (``LamR[o, i] = Λ[i, o]``, (d, d') with d' a multiple of 4): |o| multiply-adds
+        per four rows and four chains in flight, against |m|·|o| scalar ones with gathered Λ."""
         for r in range(r0, r1):
-            for a in range(nm):
-                ma = mi[a]
-                t = 0.0
+            for i0 in range(0, LamR.shape[1], 4):
+                t = vsplat(0.0)
                 for j in range(no):
                     o = oi[j]
-                    t += LamT[ma, o, 0] * Xt[o, r]
-                ut[a] = t
+                    t = vfma(t, vld2(LamR, o, i0), vsplat(Xt[o, r]))
+                vst1(t, ut, i0)
             for a in range(nm):
                 t = 0.0
                 for b in range(a):  # C is kept as its upper triangle
-                    t -= C[b, a, 0] * ut[b]
+                    t -= C[b, a, 0] * ut[mi[b]]
                 for b in range(a, nm):
-                    t -= C[a, b, 0] * ut[b]
+                    t -= C[a, b, 0] * ut[mi[b]]
                 Zt[0, mi[a], r] = t
             for k in range(D.shape[0]):
                 if active[k]:
@@ -552,7 +553,13 @@ if HAVE_NUMBA:  # pragma: no branch
             pconst = np.empty(K)
             mtil = np.empty((d, KV))  # tied: m̃_k,m = −A μ_o (missing rows), components last
             mt = np.empty((d, KV))  # tied: m̃_k P
-            ut = np.empty(d)  # tied: Λ_mo x_o of a row
+            dP = (d + 3) // 4 * 4
+            ut = np.empty(dP)  # tied: Λ x_o of a row (see _fill_rows_tied)
+            LamR = np.zeros((d, dP) if mode == 1 else (1, 4))  # tied: LamR[o, i] = Λ[i, o]
+            if mode == 1:
+                for i in range(d):
+                    for o in range(d):
+                        LamR[o, i] = Lam[i, o, 0]
             # the runs of the current block: rows, missing indices, conditional covariances
             run_r0 = np.empty(block + 1, dtype=np.int64)
             run_nm = np.empty(block, dtype=np.int64)
@@ -656,7 +663,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         )
                     elif mode == 1:
                         _fill_rows_tied(
-                            r0, r1, nm, no, mi, oi, Lam, Cp, pconst, mtil, active, Xt, Zt, ut, D,
+                            r0, r1, nm, no, mi, oi, LamR, Cp, pconst, mtil, active, Xt, Zt, ut, D,
                             RC,
                         )  # fmt: skip
                     elif a_ready:
