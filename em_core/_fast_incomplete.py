@@ -578,12 +578,15 @@ if HAVE_NUMBA:  # pragma: no branch
                 nb = min(block, stop - b0)
                 for r in range(nb):
                     src = b0 + r if ident else perm[b0 + r]
-                    key = np.uint64(0)
                     for j in range(d):
-                        x = X[src, j]
-                        Xt[j, r] = x
-                        key |= np.uint64(x != x) << np.uint64(j & 63)
-                    bkey[r] = key
+                        Xt[j, r] = X[src, j]
+                for r in range(nb):  # the pattern keys, by rows of Xt: these loops vectorise
+                    bkey[r] = 0
+                for j in range(d):
+                    bit = np.uint64(1) << np.uint64(j & 63)
+                    for r in range(nb):
+                        x = Xt[j, r]
+                        bkey[r] |= bit if x != x else np.uint64(0)
                 if mode == 1:
                     for i in range(d):
                         for r in range(nb):
