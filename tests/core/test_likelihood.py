@@ -128,8 +128,8 @@ def test_pattern_sorted_copy_and_per_chunk_gather_give_the_same_chunks():
     from em_core.sources import ArraySource
 
     X = mcar(make_mixture(n=1000, seed=5).X, 0.3, seed=5)
-    copied = ArraySource(X, 128, group_patterns=True)
-    gathered = ArraySource(X, 128, group_patterns=True, max_copy_bytes=0)
+    copied = ArraySource(X, 128, group_patterns=True, min_complete_chunk=1)
+    gathered = ArraySource(X, 128, group_patterns=True, max_copy_bytes=0, min_complete_chunk=1)
     assert copied._sorted is not None and gathered._sorted is None
     pairs = list(zip(copied.chunks(), gathered.chunks(), strict=True))
     n_complete = int((~np.isnan(X).any(axis=1)).sum())
@@ -145,6 +145,15 @@ def test_pattern_sorted_copy_and_per_chunk_gather_give_the_same_chunks():
         complete_rows = ~np.isnan(chunk).any(axis=1)
         assert complete_rows.all() or not complete_rows.any()
         assert complete_rows.all() == (not np.isnan(chunk[-1]).any())
+    # fewer complete rows than min_complete_chunk: no chunk boundary after them, they are the
+    # first pattern of the chunk they end in
+    merged = list(
+        ArraySource(X, 128, group_patterns=True, min_complete_chunk=n_complete + 1).chunks()
+    )
+    assert len(merged) == -(-1000 // 128)
+    np.testing.assert_array_equal(np.concatenate(merged), np.concatenate([a for a, _ in pairs]))
+    mixed = merged[n_complete // 128]  # ends in a NaN row, so it takes the missing-data path
+    assert not np.isnan(mixed[0]).any() and np.isnan(mixed[-1]).any()
     # which the source announces, so the E-step skips its own ordering check
     assert copied.pattern_sorted and gathered.pattern_sorted
     assert not ArraySource(X, 128).pattern_sorted
