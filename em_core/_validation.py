@@ -4,7 +4,9 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ._typing import COVARIANCE_TYPES, CRITERIA, INIT_METHODS, ArrayLike, FloatArray
+from ._typing import CRITERIA, INIT_METHODS, ArrayLike, FloatArray
+from .models import canonical_model
+from .prior import check_prior_spec
 
 
 def check_data(
@@ -66,10 +68,8 @@ def check_params(p) -> None:
     k = p.n_components
     if not isinstance(k, Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
-    if p.covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"unknown covariance_type {p.covariance_type!r}; choose one of {COVARIANCE_TYPES}"
-        )
+    canonical_model(p.covariance_type)
+    check_prior_spec(getattr(p, "prior", None))
     if p.init not in INIT_METHODS:
         raise ValueError(f"unknown init {p.init!r}; choose one of {INIT_METHODS}")
     constraints = {

@@ -14,21 +14,20 @@ import numpy as np
 from ._typing import FloatArray
 from .estep import summarize
 from .linalg import CholeskyError
+from .models import ALIASES, min_component_mass
 from .params import GMMParams
+from .prior import Prior
 from .sources import ChunkSource
 from .suffstats import SufficientStats, maximize
 
 
-def min_component_mass(covariance_type: str, n_features: int) -> float:
-    """Responsibility mass below which a component's covariance is not estimable.
-
-    full: d + 1 points; diag and spherical: 2; tied: 1 (the covariance is pooled).
-    """
-    return {"full": n_features + 1.0, "diag": 2.0, "spherical": 2.0, "tied": 1.0}[covariance_type]
-
-
 def degeneracy(
-    params: GMMParams, nk: FloatArray, column_var: FloatArray, reg_covar: float, eigen_floor: float
+    params: GMMParams,
+    nk: FloatArray,
+    column_var: FloatArray,
+    reg_covar: float,
+    eigen_floor: float,
+    model: str | None = None,
 ) -> str | None:
     """Why a fit is a spurious (collapsed) maximum, or None if it is not.
 
@@ -40,13 +39,14 @@ def degeneracy(
     if not (np.all(np.isfinite(params.weights)) and np.all(np.isfinite(params.means))):
         return "non-finite parameters"
     ct, d = params.covariance_type, params.n_features
-    need = min_component_mass(ct, d)
+    model = ALIASES[ct] if model is None else model
+    need = min_component_mass(model, d)
     small = np.flatnonzero(nk < need)
     if small.size:
         k = int(small[0])
         return (
             f"component {k} has responsibility mass {nk[k]:.3g} < {need:g} needed for a "
-            f"{ct} covariance in {d} dimensions"
+            f"{model} covariance in {d} dimensions"
         )
     if eigen_floor <= 0:
         return None
@@ -93,11 +93,15 @@ def run_em(
     reg_covar: float,
     eigen_floor: float,
     column_var: FloatArray,
+    model: str | None = None,
+    prior: Prior | None = None,
 ) -> EMRun:
     """Iterate E- and M-steps from ``params`` until |Δ log-likelihood| / n < tol or max_iter.
 
-    A Cholesky failure or a degenerate component ends the restart early with ``degenerate`` set
-    to the reason; its parameters are then the last valid ones.
+    ``model`` is one of mclust's 14 (default: the kernel's own), ``prior`` makes the M-step the
+    posterior mode. A Cholesky failure or (without a prior) a degenerate component ends the
+    restart early with ``degenerate`` set to the reason; its parameters are then the last valid
+    ones. With a prior only non-finite parameters count as degenerate.
     """
     n = source.n_samples
     run = EMRun(params)
@@ -122,14 +126,19 @@ def run_em(
             break
         prev = ll
         try:
-            new = maximize(stats, reg_covar)
+            new = maximize(stats, reg_covar, model, prior, previous=current.covariances)
         except CholeskyError:
             run.degenerate = (
                 "a covariance matrix became singular; increase reg_covar, decrease "
                 "n_components, or scale the data"
             )
             break
-        reason = degeneracy(new, stats.nk, column_var, reg_covar, eigen_floor)
+        if prior is None:
+            reason = degeneracy(new, stats.nk, column_var, reg_covar, eigen_floor, model)
+        elif not (np.all(np.isfinite(new.weights)) and np.all(np.isfinite(new.means))):
+            reason = "non-finite parameters"
+        else:
+            reason = None
         if reason is not None:
             run.degenerate = reason
             break

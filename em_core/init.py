@@ -94,8 +94,10 @@ def hard_assignment_stats(X: FloatArray, centers: FloatArray, covariance_type) -
     return stats
 
 
-def params_from_assignment(stats: SufficientStats, reg_covar: float) -> GMMParams:
-    """Initial mixture from summed hard-assignment statistics.
+def params_from_assignment(
+    stats: SufficientStats, reg_covar: float, model: str | None = None, prior=None
+) -> GMMParams:
+    """Initial mixture of ``model`` (with ``prior``) from summed hard-assignment statistics.
 
     An empty cluster would have no covariance: it gets unit mass and the pooled scatter.
     """
@@ -105,7 +107,7 @@ def params_from_assignment(stats: SufficientStats, reg_covar: float) -> GMMParam
         stats.nk[empty] = 1.0
         stats.sx[empty] = 0.0
         stats.sxx[empty] = pooled
-    return maximize(stats, reg_covar)
+    return maximize(stats, reg_covar, model, prior)
 
 
 def initial_centers(

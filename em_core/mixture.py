@@ -24,7 +24,9 @@ from .estep import (
 from .exceptions import ConvergenceWarning, DegenerateFitError
 from .init import hard_assignment_stats, initial_centers, params_from_assignment
 from .linalg import precision_cholesky, precision_cholesky_from_precisions
+from .models import canonical_model, kernel_type, n_model_parameters
 from .params import GMMParams
+from .prior import PairwiseMoments, Prior, resolve_prior
 from .sources import ArraySource, ChunkSource, ColumnMoments
 
 
@@ -41,8 +43,19 @@ class GaussianMixture:
     ----------
     n_components : int, default 1
         Number of mixture components K.
-    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
-        scikit-learn's names (mclust VVV, EEE, VVI, VII).
+    covariance_type : str, default "full"
+        One of mclust's 14 models (EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV,
+        EVV, VVV; see :mod:`em_core.models`) or scikit-learn's names ``full``, ``tied``,
+        ``diag``, ``spherical`` (aliases of VVV, EEE, VVI, VII). The fitted covariances take the
+        layout of the kernel that evaluates the model (``kernel_type_``): spherical (K,) for
+        EII/VII, diag (K, d) for the four diagonal models, tied (d, d) for EEE, full (K, d, d)
+        for the other seven.
+    prior : None, "default" or dict, default None
+        A conjugate prior for MAP-EM (:mod:`em_core.prior`): "default" is mclust's
+        ``priorControl()`` (shrinkage 0.01 to the column means, dof d + 2, scale var(X)/K^{2/d});
+        a dict overrides any of its fields ``shrinkage``, ``mean``, ``dof``, ``scale``. With a
+        prior no fit is rejected as collapsed (the prior keeps covariances away from zero);
+        the log-likelihood and criteria are those of the data at the posterior mode, as mclust.
     tol : float, default 1e-6
         Stop when the change of the *mean* observed-data log-likelihood per row is below ``tol``.
     max_iter : int, default 500
@@ -102,6 +115,7 @@ class GaussianMixture:
         chunk_size: int = 131072,
         eigen_floor: float = 1e-5,
         init_max_samples: int = 100_000,
+        prior: str | dict[str, Any] | None = None,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -117,13 +131,14 @@ class GaussianMixture:
         self.chunk_size = chunk_size
         self.eigen_floor = eigen_floor
         self.init_max_samples = init_max_samples
+        self.prior = prior
 
     # ------------------------------------------------------------------ fitting
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-safe except array warm starts and Generators)."""
         names = (
             "n_components covariance_type tol max_iter n_init init reg_covar random_state "
-            "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples"
+            "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples prior"
         ).split()
         return {name: getattr(self, name) for name in names}
 
@@ -133,7 +148,7 @@ class GaussianMixture:
         X = check_data(X)
         check_n_samples(X.shape[0], self.n_components)
         source = ArraySource(
-            X, self.chunk_size, group_patterns=self.covariance_type in ("full", "tied")
+            X, self.chunk_size, group_patterns=kernel_type(self.covariance_type) in ("full", "tied")
         )
         return self.fit_source(source)
 
@@ -148,6 +163,9 @@ class GaussianMixture:
         rng = check_random_state(self.random_state)
         moments: ColumnMoments = source.map_reduce(ColumnMoments.of)
         column_var = moments.var
+        self.model_ = canonical_model(self.covariance_type)
+        self.kernel_type_ = kernel_type(self.model_)
+        self.prior_ = self._resolve_prior(source, moments)
         warm = self._has_warm_start()
         runs: list[EMRun] = []
         inits: list[str] = []
@@ -170,6 +188,8 @@ class GaussianMixture:
                 reg_covar=self.reg_covar,
                 eigen_floor=self.eigen_floor,
                 column_var=column_var,
+                model=self.model_,
+                prior=self.prior_,
             )
             runs.append(run)
             inits.append(name)
@@ -227,14 +247,14 @@ class GaussianMixture:
     def _initial_params(
         self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, warm: bool
     ) -> GMMParams:
-        k, d, ct = self.n_components, source.n_features, self.covariance_type
+        k, d, ct = self.n_components, source.n_features, self.kernel_type_
         if warm and self.means_init is not None:
             centers = _as_float(self.means_init, (k, d), "means_init")
         else:
             sample = source.sample(rng, self.init_max_samples)
             centers = initial_centers(sample, k, self.init, rng, moments.mean)
         stats = source.map_reduce(lambda X: hard_assignment_stats(X, centers, ct))
-        params = params_from_assignment(stats, self.reg_covar)
+        params = params_from_assignment(stats, self.reg_covar, self.model_, self.prior_)
         if not warm:
             return params
         weights, means, prec_chol = params.weights, params.means, params.precisions_chol
@@ -249,6 +269,20 @@ class GaussianMixture:
             precisions = _as_float(self.precisions_init, shape, "precisions_init")
             prec_chol = precision_cholesky_from_precisions(precisions, ct)
         return GMMParams(weights, means, prec_chol, ct)
+
+    def _resolve_prior(self, source: ChunkSource, moments: ColumnMoments) -> Prior | None:
+        """The prior's hyper-parameters for this (model, K) from the data's moments."""
+        if self.prior is None:
+            return None
+        count = moments.count
+        variances = moments.var * count / np.maximum(count - 1.0, 1.0)
+        covariance = None
+        if self.kernel_type_ in ("full", "tied"):
+            mean = moments.mean
+            covariance = source.map_reduce(lambda X: PairwiseMoments.of(X, mean)).covariance()
+        return resolve_prior(
+            self.prior, self.model_, self.n_components, moments.mean, variances, covariance
+        )
 
     def _set_params(self, params: GMMParams) -> None:
         self._params = params
@@ -299,8 +333,13 @@ class GaussianMixture:
     # ------------------------------------------------------------------ criteria
     @property
     def n_parameters(self) -> int:
-        """Free parameters: K−1 weights, K·d means, and the covariance parameters."""
-        return self._check_fitted().n_parameters
+        """Free parameters (mclust's ``nMclustParams``): K−1 weights, K·d means, and the
+        covariance model's parameters."""
+        params = self._check_fitted()
+        return n_model_parameters(self._model_name(), params.n_components, params.n_features)
+
+    def _model_name(self) -> str:
+        return getattr(self, "model_", None) or canonical_model(self.covariance_type)
 
     def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion −2 log L + p log n. The lower the better."""
@@ -397,6 +436,8 @@ class GaussianMixture:
             "em_core_version": __version__,
             "hyperparameters": hyper,
             "n_features": params.n_features,
+            "model": self._model_name(),
+            "prior": None if getattr(self, "prior_", None) is None else self.prior_.to_dict(),
             "weights": params.weights.tolist(),
             "means": params.means.tolist(),
             "covariances": np.asarray(params.covariances).tolist(),
@@ -423,7 +464,9 @@ class GaussianMixture:
                 f"unsupported format_version {data.get('format_version')!r}; this em_core reads 1"
             )
         gm = cls(**data["hyperparameters"])
-        ct = gm.covariance_type
+        gm.model_ = canonical_model(gm.covariance_type)
+        gm.kernel_type_ = ct = kernel_type(gm.model_)
+        gm.prior_ = None if data.get("prior") is None else Prior.from_dict(data["prior"])
         params = GMMParams(
             np.asarray(data["weights"], dtype=np.float64),
             np.asarray(data["means"], dtype=np.float64),
@@ -455,12 +498,15 @@ class GaussianMixture:
         """A fitted-looking model from known parameters (for scoring, sampling, tests)."""
         gm = cls(n_components=len(np.asarray(weights)), covariance_type=covariance_type, **kwargs)
         check_params(gm)
+        gm.model_ = canonical_model(covariance_type)
+        gm.kernel_type_ = kernel = kernel_type(gm.model_)
+        gm.prior_ = None
         cov = np.asarray(covariances, dtype=np.float64)
         params = GMMParams(
             np.asarray(weights, dtype=np.float64),
             np.asarray(means, dtype=np.float64),
-            precision_cholesky(cov, covariance_type),
-            covariance_type,
+            precision_cholesky(cov, kernel),
+            kernel,
         )
         params.__dict__["covariances"] = cov
         gm._set_params(params)

@@ -19,7 +19,9 @@ import numpy as np
 
 from ._typing import CovarianceType, FloatArray
 from .linalg import precision_cholesky
+from .models import ALIASES, Scatter, covariances_for_model
 from .params import GMMParams
+from .prior import Prior, PriorTerms
 
 _EPS = 10 * np.finfo(np.float64).eps
 
@@ -103,12 +105,59 @@ def estimate_covariances(
     return nk, means, cov
 
 
-def maximize(stats: SufficientStats, reg_covar: float) -> GMMParams:
-    """M-step: new parameters from a summed summary (weights ∝ n_k).
+def scatter_of(stats: SufficientStats) -> Scatter:
+    """Masses, weighted means ȳ_k and scatters W_k = sxx_k − n_k δ_k δ_kᵀ (diagonals for diag
+    and spherical kernels) of a summed summary."""
+    nk = stats.nk + _EPS
+    delta = stats.sx / nk[:, None]
+    if stats.sxx.ndim == 3:
+        W = stats.sxx - nk[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        W = 0.5 * (W + np.swapaxes(W, 1, 2))
+    else:
+        W = stats.sxx - nk[:, None] * delta**2
+    return Scatter(nk, stats.shift + delta, W)
+
+
+def estimate_model(
+    stats: SufficientStats,
+    reg_covar: float,
+    model: str,
+    prior: Prior | None = None,
+    previous: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """M-step moments (nk, means, covariances) of any of mclust's models, with or without a
+    prior; covariances in the kernel's layout with ``reg_covar`` added to their diagonals."""
+    if prior is None and ALIASES.get(stats.covariance_type) == model:
+        return estimate_covariances(stats, reg_covar)
+    s = scatter_of(stats)
+    terms = None if prior is None else PriorTerms.of(prior, model, s.nk, s.ybar)
+    cov = covariances_for_model(model, s, previous=previous, prior=terms)
+    cov = np.array(cov, dtype=np.float64)
+    d = s.ybar.shape[1]
+    if cov.ndim >= 2 and cov.shape[-1] == cov.shape[-2] == d and stats.covariance_type != "diag":
+        cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+        cov[..., np.arange(d), np.arange(d)] += reg_covar
+    else:
+        cov += reg_covar
+    means = s.ybar if terms is None else terms.means
+    return s.nk, means, cov
+
+
+def maximize(
+    stats: SufficientStats,
+    reg_covar: float,
+    model: str | None = None,
+    prior: Prior | None = None,
+    previous: FloatArray | None = None,
+) -> GMMParams:
+    """M-step: new parameters from a summed summary (weights ∝ n_k) for ``model`` (default:
+    the kernel's own, VVV/EEE/VVI/VII), at the posterior mode when ``prior`` is given.
+    ``previous`` covariances warm-start the alternating M-steps (VEI, VEV, VEE, EVE, VVE).
 
     Raises :class:`em_core.linalg.CholeskyError` when a covariance is not positive definite.
     """
-    nk, means, cov = estimate_covariances(stats, reg_covar)
+    model = ALIASES[stats.covariance_type] if model is None else model
+    nk, means, cov = estimate_model(stats, reg_covar, model, prior, previous)
     weights = nk / nk.sum()
     prec_chol = precision_cholesky(cov, stats.covariance_type)
     params = GMMParams(weights, means, prec_chol, stats.covariance_type)

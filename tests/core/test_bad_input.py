@@ -35,7 +35,7 @@ def test_bad_data_is_rejected_with_a_clear_message(X, message):
         ({"n_components": 0}, "n_components"),
         ({"n_components": -2}, "n_components"),
         ({"n_components": 2.5}, "n_components"),
-        ({"covariance_type": "VVV"}, "covariance_type"),
+        ({"covariance_type": "VVX"}, "covariance_type.*EII, VII, EEI.*full \\(VVV\\)"),
         ({"init": "kmeans"}, "init"),
         ({"tol": -1.0}, "tol"),
         ({"reg_covar": -1e-6}, "reg_covar"),

@@ -1,0 +1,297 @@
+"""mclust's 14 covariance models: names, free-parameter counts, E-step kernels and M-steps.
+
+Celeux & Govaert (1995) write each covariance as Σ_k = λ_k D_k A_k D_kᵀ (volume λ_k, orientation
+D_k orthogonal, shape A_k diagonal with det A_k = 1); each of the three is Equal across
+components, Variable, or the Identity, which gives the names EII … VVV. The E-step needs only a
+kernel that evaluates the resulting Σ_k, so every model maps onto one of the four existing
+kernels (``spherical``, ``diag``, ``tied``, ``full``) and the parameters keep that kernel's
+layout; the model lives in the M-step, which works on the expected scatter matrices
+
+    W_k = Σ_i r_ik E[(x_i − ȳ_k)(x_i − ȳ_k)ᵀ | x_i,obs],   ȳ_k = Σ_i r_ik E[x_i] / n_k,
+
+so missing cells need nothing beyond today's E-step. Closed forms (n = Σ_k n_k, gm = geometric
+mean, Ω_k = eigenvalues of W_k with eigenvectors D_k, in decreasing order):
+
+    EII σ² = Σ tr W_k / (n d)          VII σ²_k = tr W_k / (n_k d)
+    EEI B  = diag Σ W_k / n            VVI B_k  = diag W_k / n_k
+    EVI λ  = Σ_k gm(diag W_k) / n,  A_k = diag W_k / gm
+    EEE Σ  = Σ W_k / n                 VVV Σ_k  = W_k / n_k
+    EEV Σ_k = D_k diag(Σ_j Ω_j) D_kᵀ / n
+    EVV λ  = Σ_k det(W_k)^{1/d} / n,  C_k = W_k / det(W_k)^{1/d}
+
+and alternating ones (each step lowers Σ_k tr(W_k Σ_k⁻¹) + n_k log det Σ_k; they start from the
+previous parameters, so EM stays monotone): VEI, VEV and VEE alternate the volumes
+λ_k = tr(W_k (D A Dᵀ)⁻¹) / (n_k d) with the shared shape (Celeux & Govaert 1995); EVE and VVE
+update the common orientation D by the two majorise-minimise steps of Browne & McNicholas (2014)
+between closed-form shapes and volumes, as mclust does.
+
+With a conjugate prior (:mod:`em_core.prior`, Fraley & Raftery 2007) the M-step is mclust's
+posterior-mode step, formula for formula, including its per-model choices (see
+:func:`maximize_model`).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._typing import CovarianceType, FloatArray
+from .prior import PriorTerms
+
+#: mclust's model names in mclust's order.
+MODEL_NAMES: tuple[str, ...] = (
+    "EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE",
+    "VEE", "EVE", "VVE", "EEV", "VEV", "EVV", "VVV",
+)  # fmt: skip
+#: scikit-learn's names, kept as aliases.
+ALIASES: dict[str, str] = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+_KERNEL: dict[str, CovarianceType] = {
+    "EII": "spherical", "VII": "spherical",
+    "EEI": "diag", "VEI": "diag", "EVI": "diag", "VVI": "diag",
+    "EEE": "tied",
+}  # fmt: skip
+
+#: Inner iterations of the alternating M-steps: relative change below which they stop.
+INNER_TOL = 1e-11
+INNER_MAX_ITER = 500
+
+
+def canonical_model(name: str) -> str:
+    """The mclust name of ``name`` (an mclust name or a scikit-learn alias); ValueError if none."""
+    if isinstance(name, str):
+        if name in ALIASES:
+            return ALIASES[name]
+        if name.upper() in MODEL_NAMES:
+            return name.upper()
+    raise ValueError(
+        f"unknown covariance_type {name!r}; choose one of mclust's models {', '.join(MODEL_NAMES)} "
+        f"or the aliases {', '.join(f'{a} ({m})' for a, m in ALIASES.items())}"
+    )
+
+
+def kernel_type(model: str) -> CovarianceType:
+    """The E-step kernel (and parameter layout) that evaluates ``model``'s covariances."""
+    return _KERNEL.get(canonical_model(model), "full")
+
+
+def n_covariance_parameters(model: str, n_components: int, n_features: int) -> int:
+    """Free covariance parameters of ``model`` (mclust's ``nVarParams``)."""
+    k, d = n_components, n_features
+    rot = d * (d - 1) // 2
+    return {
+        "EII": 1, "VII": k, "EEI": d, "VEI": k + d - 1, "EVI": 1 + k * (d - 1), "VVI": k * d,
+        "EEE": d * (d + 1) // 2, "VEE": k + d * (d + 1) // 2 - 1, "EVE": 1 + k * (d - 1) + rot,
+        "VVE": k * d + rot, "EEV": d + k * rot, "VEV": k + d - 1 + k * rot,
+        "EVV": 1 + k * (d * (d + 1) // 2 - 1), "VVV": k * d * (d + 1) // 2,
+    }[canonical_model(model)]  # fmt: skip
+
+
+def n_model_parameters(model: str, n_components: int, n_features: int) -> int:
+    """Free parameters (mclust's ``nMclustParams``): K − 1 weights, K·d means, the covariance."""
+    k, d = n_components, n_features
+    return (k - 1) + k * d + n_covariance_parameters(model, k, d)
+
+
+def min_component_mass(model: str, n_features: int) -> float:
+    """Responsibility mass below which a component's own covariance parameters are not
+    estimable: d + 1 points for a component-specific orientation, 2 for a component-specific
+    shape or volume, 1 when everything but the mean is shared."""
+    m = canonical_model(model)
+    if m in ("EEV", "VEV", "EVV", "VVV"):
+        return n_features + 1.0
+    if m in ("EEE", "EEI", "EII"):
+        return 1.0
+    return 2.0
+
+
+# --------------------------------------------------------------------------- the M-step
+@dataclass(frozen=True)
+class Scatter:
+    """What an M-step needs: masses n_k, weighted means ȳ_k and scatters W_k (full (K, d, d)
+    for ellipsoidal models, diagonals (K, d) for diagonal and spherical ones)."""
+
+    nk: FloatArray
+    ybar: FloatArray
+    W: FloatArray
+
+    @property
+    def full(self) -> bool:
+        return self.W.ndim == 3
+
+
+def _gm(values: FloatArray, axis: int = -1) -> FloatArray:
+    """Geometric mean along ``axis``, in log space."""
+    return np.exp(np.mean(np.log(values), axis=axis))
+
+
+def _eigh_desc(W: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Eigenvalues (K, d) in decreasing order and eigenvectors (K, d, d) as columns."""
+    vals, vecs = np.linalg.eigh(W)
+    return vals[:, ::-1], vecs[:, :, ::-1]
+
+
+def _alternate(update, state, scale_of):
+    """Apply ``update`` until the relative change of ``scale_of(state)`` is below INNER_TOL."""
+    prev = scale_of(state)
+    for _ in range(INNER_MAX_ITER):
+        state = update(state)
+        now = scale_of(state)
+        if np.max(np.abs(now - prev) / (1.0 + np.abs(now))) <= INNER_TOL:
+            break
+        prev = now
+    return state
+
+
+def _volumes_and_shape(
+    values: FloatArray, vol_den: FloatArray, lam0: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    """V?? volumes λ_k and a shared normalised shape A from per-component spectra or diagonals
+    ``values`` (K, d): λ_k = Σ_j values_kj / A_j / vol_den_k, A ∝ Σ_k values_k / λ_k, gm(A) = 1."""
+
+    def shape_for(lam):
+        a = np.sum(values / lam[:, None], axis=0)
+        return a / _gm(a)
+
+    lam = np.ones(values.shape[0]) if lam0 is None else lam0
+
+    def step(lam):
+        a = shape_for(lam)
+        return np.sum(values / a[None, :], axis=1) / vol_den
+
+    lam = _alternate(step, lam, lambda v: v)
+    return lam, shape_for(lam)
+
+
+def _common_orientation(
+    W: FloatArray, inv_shapes: FloatArray, O: FloatArray, omega: FloatArray
+) -> FloatArray:
+    """One pair of Browne & McNicholas (2014) MM steps for O (rows = axes, Σ_k ∝ Oᵀ A_k O)
+    lowering Σ_k tr(O W_k Oᵀ A_k⁻¹); omega_k = largest eigenvalue of W_k."""
+    F = np.einsum("kj,jl,kli->ji", inv_shapes, O, W) - np.einsum(
+        "k,kj,jl->jl", omega, inv_shapes, O
+    )
+    P, _, Qt = np.linalg.svd(F)
+    O = (P @ Qt).T
+    WO = W @ O
+    alpha = inv_shapes.max(axis=1)
+    F = np.einsum("kij,kj->ij", WO, inv_shapes) - np.einsum("k,kij->ij", alpha, WO)
+    P, _, Qt = np.linalg.svd(F)
+    return (P @ Qt).T
+
+
+def _orientation_start(W: FloatArray, previous: FloatArray | None) -> FloatArray:
+    """O (rows = axes) from the previous fit's first covariance, else from the pooled scatter."""
+    base = previous[0] if previous is not None and previous.ndim == 3 else W.sum(axis=0)
+    _, vecs = np.linalg.eigh(base)
+    return vecs[:, ::-1].T
+
+
+def _common_orientation_fit(
+    W: FloatArray, nk: FloatArray, previous: FloatArray | None, equal_volume: bool
+) -> FloatArray:
+    """EVE (equal_volume) or VVE: Σ_k = λ_(k) D A_k Dᵀ with a common orientation D."""
+    n, d = nk.sum(), W.shape[1]
+    O = _orientation_start(W, previous)
+    omega = np.linalg.eigvalsh(W)[:, -1]
+
+    def shapes_for(O):
+        diag = np.einsum("ij,kjl,il->ki", O, W, O)  # diag(O W_k Oᵀ)
+        if equal_volume:
+            return diag / _gm(diag)[:, None]
+        return diag / nk[:, None]  # λ_k A_k, unnormalised
+
+    def target(O, shapes):
+        return float(np.sum(np.einsum("ij,kjl,il->ki", O, W, O) / shapes))
+
+    shapes = shapes_for(O)
+    prev = target(O, shapes)
+    for _ in range(INNER_MAX_ITER):
+        O = _common_orientation(W, 1.0 / shapes, O, omega)
+        shapes = shapes_for(O)
+        now = target(O, shapes)
+        if abs(now - prev) / (1.0 + abs(now)) <= INNER_TOL:
+            break
+        prev = now
+    if equal_volume:
+        shapes = shapes * (target(O, shapes) / (n * d))
+    return np.einsum("ji,kj,jl->kil", O, shapes, O)
+
+
+def _previous_volumes(previous: FloatArray | None, k: int) -> FloatArray | None:
+    """λ_k = det(Σ_k)^{1/d} of a previous full or diagonal layout (warm start of V-models)."""
+    if previous is None or previous.shape[0] != k or previous.ndim < 2:
+        return None
+    if previous.ndim == 3:
+        sign, logdet = np.linalg.slogdet(previous)
+        return np.exp(logdet / previous.shape[1]) if np.all(sign > 0) else None
+    return _gm(previous)
+
+
+def covariances_for_model(
+    model: str,
+    s: Scatter,
+    *,
+    previous: FloatArray | None = None,
+    prior: PriorTerms | None = None,
+) -> FloatArray:
+    """Maximum-likelihood (or, with ``prior``, posterior-mode) covariances of ``model`` from the
+    scatter, in the layout of :func:`kernel_type`; ``previous`` (same layout) warm-starts the
+    alternating models."""
+    m = canonical_model(model)
+    nk, W, K = s.nk, s.W, s.nk.shape[0]
+    n = nk.sum()
+    d = s.ybar.shape[1]
+    p = prior if prior is not None else PriorTerms.none(K, d, s.full)
+    if m in ("EII", "VII"):
+        tr = W.sum(axis=1) if not s.full else np.trace(W, axis1=1, axis2=2)
+        tr = tr + p.trace_extra
+        if m == "EII":
+            return np.full(K, tr.sum() / (n * d + p.dof_extra(m, K, d)))
+        return (p.scale_scalar + tr) / (nk * d + p.dof_extra(m, K, d))
+    if m in ("EEI", "VEI", "EVI", "VVI"):
+        diag = (np.diagonal(W, axis1=1, axis2=2) if s.full else W) + p.diag_extra
+        if m == "EEI":
+            pooled = p.scale_scalar + diag.sum(axis=0)
+            return np.tile(pooled / (n + p.dof_extra(m, K, d)), (K, 1))
+        diag = diag + p.scale_scalar
+        if m == "VVI":
+            return diag / (nk + p.dof_extra(m, K, d))[:, None]
+        if m == "EVI":
+            g = _gm(diag)
+            lam = g.sum() / (n + p.dof_extra(m, K, d))
+            return lam * diag / g[:, None]
+        lam, a = _volumes_and_shape(
+            diag, nk * d + p.dof_extra(m, K, d), _previous_volumes(previous, K)
+        )
+        return lam[:, None] * a[None, :]
+    W = W + p.matrix_extra
+    if m == "EEE":
+        return (p.scale_matrix + W.sum(axis=0)) / (n + p.dof_extra(m, K, d))
+    W = W + p.scale_matrix
+    if m == "VVV":
+        return W / (nk + p.dof_extra(m, K, d))[:, None, None]
+    if m == "EVV":
+        g = np.exp(np.linalg.slogdet(W)[1] / d)
+        return W * (g.sum() / n / g)[:, None, None]
+    if m in ("EEV", "VEV"):
+        vals, vecs = _eigh_desc(W)
+        if m == "EEV":
+            a = vals.sum(axis=0) / (n + p.dof_extra(m, K, d))
+            return np.einsum("kij,j,klj->kil", vecs, a, vecs)
+        lam, a = _volumes_and_shape(vals, nk * d, _previous_volumes(previous, K))
+        return lam[:, None, None] * np.einsum("kij,j,klj->kil", vecs, a, vecs)
+    if m == "VEE":
+        lam0 = _previous_volumes(previous, K)
+        lam = np.ones(K) if lam0 is None else lam0
+
+        def shape_for(lam):
+            c = np.einsum("kij,k->ij", W, 1.0 / lam)
+            return c / np.exp(np.linalg.slogdet(c)[1] / d)
+
+        def step(lam):
+            c_inv = np.linalg.inv(shape_for(lam))
+            return np.einsum("kij,ji->k", W, c_inv) / (nk * d)
+
+        lam = _alternate(step, lam, lambda v: v)
+        return lam[:, None, None] * shape_for(lam)[None]
+    return _common_orientation_fit(W, nk, previous, equal_volume=(m == "EVE"))
+
