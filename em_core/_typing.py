@@ -7,11 +7,11 @@ import numpy.typing as npt
 
 CovarianceType = Literal["full", "tied", "diag", "spherical"]
 Criterion = Literal["bic", "aic", "icl"]
-InitMethod = Literal["k-means++", "random_from_data"]
+InitMethod = Literal["auto", "hierarchical", "k-means++", "random_from_data"]
 
 COVARIANCE_TYPES: tuple[CovarianceType, ...] = ("full", "tied", "diag", "spherical")
 CRITERIA: tuple[Criterion, ...] = ("bic", "aic", "icl")
-INIT_METHODS: tuple[InitMethod, ...] = ("k-means++", "random_from_data")
+INIT_METHODS: tuple[InitMethod, ...] = ("auto", "hierarchical", "k-means++", "random_from_data")
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]

@@ -80,6 +80,7 @@ def check_params(p) -> None:
         "n_init": (Integral, 1, "n_init must be an integer >= 1"),
         "chunk_size": (Integral, 1, "chunk_size must be an integer >= 1"),
         "init_max_samples": (Integral, 1, "init_max_samples must be an integer >= 1"),
+        "hc_max_samples": (Integral, 1, "hc_max_samples must be an integer >= 1"),
     }
     for name, (kind, low, message) in constraints.items():
         value = getattr(p, name)

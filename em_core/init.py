@@ -1,10 +1,13 @@
-"""Initial parameters: k-means++ seeding with Lloyd refinement, random rows, or a warm start.
+"""Initial parameters: k-means++ seeding with k-means run to convergence, random rows, mclust's
+model-based hierarchical agglomeration, or a warm start.
 
 Distances use the observed cells only: for rows with missing cells the squared distance over the
 observed axes is scaled by d / |o| (partial-distance k-means). Seeding and Lloyd iterations run on
 a seeded subsample of at most ``max_samples`` rows; the initial mixture then comes from one pass
 that assigns every row to its nearest centre (missing cells filled with the centre's values).
 """
+
+import hashlib
 
 import numpy as np
 
@@ -75,10 +78,17 @@ def hard_assignment_stats(X: FloatArray, centers: FloatArray, covariance_type) -
     Missing cells take the centre's value, so the first covariances slightly understate the
     spread of incomplete columns (EM corrects it).
     """
-    k = centers.shape[0]
-    stats = SufficientStats.zeros(covariance_type, centers)
     observed = (~np.isnan(X)).astype(np.float64)
     labels = np.argmin(_sq_distances(np.nan_to_num(X, nan=0.0), observed, centers), axis=1)
+    return labelled_stats(X, labels, centers, covariance_type)
+
+
+def labelled_stats(
+    X: FloatArray, labels: np.ndarray, centers: FloatArray, covariance_type
+) -> SufficientStats:
+    """Sufficient statistics of rows with given hard labels, taken around ``centers``."""
+    k = centers.shape[0]
+    stats = SufficientStats.zeros(covariance_type, centers)
     for j in range(k):
         rows = X[labels == j]
         if rows.shape[0] == 0:
@@ -116,11 +126,43 @@ def initial_centers(
     method: InitMethod,
     rng: np.random.Generator,
     column_means: FloatArray,
-    n_lloyd: int = 10,
+    n_lloyd: int = 300,
 ) -> FloatArray:
-    """Centres from ``k-means++`` (seeding + Lloyd) or ``random_from_data`` (distinct rows)."""
+    """Centres from ``k-means++`` (seeding + Lloyd iterations until the centres stop moving, at
+    most ``n_lloyd``) or ``random_from_data`` (distinct rows)."""
     if method == "k-means++":
         centers = kmeans_plus_plus(X_sample, n_components, rng, column_means)
         return lloyd(X_sample, centers, n_lloyd)
     rows = rng.choice(X_sample.shape[0], size=n_components, replace=False)
     return np.array([_fill_center(X_sample[i], column_means) for i in rows])
+
+
+def labels_center(X: FloatArray, labels: np.ndarray, k: int, column_means: FloatArray):
+    """Per-cluster means of the observed cells (the column mean where a cluster has none)."""
+    observed = ~np.isnan(X)
+    X0 = np.where(observed, X, 0.0)
+    onehot = np.zeros((X.shape[0], k))
+    onehot[np.arange(X.shape[0]), labels] = 1.0
+    sums, counts = onehot.T @ X0, onehot.T @ observed
+    return np.divide(sums, counts, out=np.tile(column_means, (k, 1)), where=counts > 0)
+
+
+#: Partitions cut from one agglomeration: a sweep over K = 1..9 agglomerates once.
+_HC_MIN_LEVELS = 9
+_HC_CACHE: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+_HC_CACHE_SIZE = 8
+
+
+def hierarchical_labels(X: FloatArray, n_components: int) -> np.ndarray:
+    """Labels of mclust's model-based hierarchical partition of ``X`` (no NaN) into K groups;
+    one agglomeration of a sample is cached and serves every K up to max(K, 9)."""
+    from .hierarchical import hierarchical_partitions
+
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    max_k = min(max(_HC_MIN_LEVELS, n_components), X.shape[0])
+    key = (hashlib.blake2b(X.tobytes(), digest_size=16).hexdigest(), max_k)
+    if key not in _HC_CACHE:
+        if len(_HC_CACHE) >= _HC_CACHE_SIZE:
+            _HC_CACHE.pop(next(iter(_HC_CACHE)))
+        _HC_CACHE[key] = hierarchical_partitions(X, range(1, max_k + 1), model="VVV", use="SVD")
+    return _HC_CACHE[key][n_components]

@@ -22,7 +22,14 @@ from .estep import (
     weighted_log_prob,
 )
 from .exceptions import ConvergenceWarning, DegenerateFitError
-from .init import hard_assignment_stats, initial_centers, params_from_assignment
+from .init import (
+    hard_assignment_stats,
+    hierarchical_labels,
+    initial_centers,
+    labelled_stats,
+    labels_center,
+    params_from_assignment,
+)
 from .linalg import precision_cholesky, precision_cholesky_from_precisions
 from .models import canonical_model, kernel_type, n_model_parameters
 from .params import GMMParams
@@ -64,8 +71,14 @@ class GaussianMixture:
         Number of restarts; the one with the highest log-likelihood among non-degenerate ones is
         kept. With a warm start, restart 0 starts from the given parameters and the others from
         ``init``, so a warm start races fresh restarts.
-    init : {"k-means++", "random_from_data"}, default "k-means++"
-        k-means++ seeding plus Lloyd iterations on observed cells, or K distinct random rows.
+    init : {"auto", "hierarchical", "k-means++", "random_from_data"}, default "auto"
+        Start of each restart. "hierarchical": mclust's model-based agglomerative clustering
+        (Fraley 1998; VVV criterion on the scaled SVD of a seeded subsample of at most
+        ``hc_max_samples`` rows, missing cells at the column means for the agglomeration only)
+        followed by an M-step; "k-means++": k-means++ seeding and Lloyd iterations on the
+        observed cells until the centres stop moving; "random_from_data": K distinct rows;
+        "auto": restart 0 hierarchical (after the warm start, if any), the others k-means++.
+        Each restart's start is recorded in ``restarts_``.
     reg_covar : float, default 1e-6
         Added to the diagonal of every covariance (in data units).
     random_state : int, numpy Generator or None
@@ -82,6 +95,9 @@ class GaussianMixture:
         the eigenvalue test off.
     init_max_samples : int, default 100000
         k-means++ seeding and Lloyd iterations run on a seeded subsample of at most this many rows.
+    hc_max_samples : int, default 2000
+        Rows the hierarchical start agglomerates (mclust's ``subset`` default); memory and time
+        grow as its square.
 
     Attributes
     ----------
@@ -116,6 +132,7 @@ class GaussianMixture:
         eigen_floor: float = 1e-5,
         init_max_samples: int = 100_000,
         prior: str | dict[str, Any] | None = None,
+        hc_max_samples: int = 2000,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -132,13 +149,15 @@ class GaussianMixture:
         self.eigen_floor = eigen_floor
         self.init_max_samples = init_max_samples
         self.prior = prior
+        self.hc_max_samples = hc_max_samples
 
     # ------------------------------------------------------------------ fitting
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (JSON-safe except array warm starts and Generators)."""
         names = (
             "n_components covariance_type tol max_iter n_init init reg_covar random_state "
-            "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples prior"
+            "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples prior "
+            "hc_max_samples"
         ).split()
         return {name: getattr(self, name) for name in names}
 
@@ -171,10 +190,9 @@ class GaussianMixture:
         inits: list[str] = []
         failures: list[str] = []
         for restart, restart_rng in enumerate(rng.spawn(self.n_init)):
-            use_warm = warm and restart == 0
-            name = "warm" if use_warm else self.init
+            name = self._restart_method(restart, warm)
             try:
-                params0 = self._initial_params(source, restart_rng, moments, use_warm)
+                params0 = self._initial_params(source, restart_rng, moments, name)
             except np.linalg.LinAlgError:
                 failures.append(f"restart {restart} ({name}): initial covariance is singular")
                 runs.append(EMRun(params=None, degenerate="singular initial covariance"))
@@ -244,15 +262,28 @@ class GaussianMixture:
             v is not None for v in (self.weights_init, self.means_init, self.precisions_init)
         )
 
+    def _restart_method(self, restart: int, warm: bool) -> str:
+        """Start of a restart: "warm" first if given; with init="auto" then mclust's
+        hierarchical agglomeration, then k-means++ (k-means to convergence) for the rest."""
+        if warm and restart == 0:
+            return "warm"
+        if self.init != "auto":
+            return self.init
+        return "hierarchical" if restart == int(warm) else "k-means++"
+
     def _initial_params(
-        self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, warm: bool
+        self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, method: str
     ) -> GMMParams:
         k, d, ct = self.n_components, source.n_features, self.kernel_type_
+        warm = method == "warm"
+        if method == "hierarchical":
+            return self._hierarchical_params(source, moments)
         if warm and self.means_init is not None:
             centers = _as_float(self.means_init, (k, d), "means_init")
         else:
             sample = source.sample(rng, self.init_max_samples)
-            centers = initial_centers(sample, k, self.init, rng, moments.mean)
+            start = "k-means++" if warm else method
+            centers = initial_centers(sample, k, start, rng, moments.mean)
         stats = source.map_reduce(lambda X: hard_assignment_stats(X, centers, ct))
         params = params_from_assignment(stats, self.reg_covar, self.model_, self.prior_)
         if not warm:
@@ -269,6 +300,18 @@ class GaussianMixture:
             precisions = _as_float(self.precisions_init, shape, "precisions_init")
             prec_chol = precision_cholesky_from_precisions(precisions, ct)
         return GMMParams(weights, means, prec_chol, ct)
+
+    def _hierarchical_params(self, source: ChunkSource, moments: ColumnMoments) -> GMMParams:
+        """mclust's start: an M-step from the model-based hierarchical partition (VVV criterion
+        on the scaled SVD of the data) of a subsample of at most ``hc_max_samples`` rows, drawn
+        with a fixed seed so that every candidate of a sweep shares one agglomeration."""
+        sample = source.sample(np.random.default_rng(0), self.hc_max_samples)
+        k = self.n_components
+        labels = hierarchical_labels(np.where(np.isnan(sample), moments.mean, sample), k)
+        centers = labels_center(sample, labels, k, moments.mean)
+        stats = labelled_stats(sample, labels, centers, self.kernel_type_)
+        stats.n_samples = sample.shape[0]
+        return params_from_assignment(stats, self.reg_covar, self.model_, self.prior_)
 
     def _resolve_prior(self, source: ChunkSource, moments: ColumnMoments) -> Prior | None:
         """The prior's hyper-parameters for this (model, K) from the data's moments."""

@@ -294,4 +294,3 @@ def covariances_for_model(
         lam = _alternate(step, lam, lambda v: v)
         return lam[:, None, None] * shape_for(lam)[None]
     return _common_orientation_fit(W, nk, previous, equal_volume=(m == "EVE"))
-

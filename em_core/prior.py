@@ -189,9 +189,11 @@ class PriorTerms:
         kappa = 0.0 if model == "EEV" else prior.shrinkage
         c = kappa * nk / (nk + kappa)
         b = ybar - prior.mean
-        means = ybar if model in _UNSHRUNK_MEANS else (nk[:, None] * ybar + kappa * prior.mean) / (
-            nk + kappa
-        )[:, None]
+        means = (
+            ybar
+            if model in _UNSHRUNK_MEANS
+            else (nk[:, None] * ybar + kappa * prior.mean) / (nk + kappa)[:, None]
+        )
         trace_extra = c * np.sum(b**2, axis=1)
         if model == "EII":
             trace_extra = trace_extra + nk * np.sum((ybar - means) ** 2, axis=1)

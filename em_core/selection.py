@@ -9,13 +9,21 @@ from typing import Any
 import numpy as np
 
 from ._parallel import map_in_processes, pickled_or_none
-from ._typing import COVARIANCE_TYPES, ArrayLike, CovarianceType, Criterion
-from ._validation import check_criterion, check_data, check_random_state
+from ._typing import COVARIANCE_TYPES, ArrayLike, Criterion
+from ._validation import check_criterion, check_data, check_params, check_random_state
 from .exceptions import DegenerateFitError
 from .mixture import GaussianMixture
+from .models import ALIASES, MODEL_NAMES, canonical_model, kernel_type
 
-_COV_CODE = {name: i for i, name in enumerate(COVARIANCE_TYPES)}
-#: Rough per-iteration cost order of the covariance types, most expensive first (n_jobs > 1
+#: Seed codes: the four aliases keep their historical codes, the other models follow.
+_COV_CODE = {ALIASES[name]: i for i, name in enumerate(COVARIANCE_TYPES)}
+_COV_CODE.update(
+    {
+        m: len(COVARIANCE_TYPES) + i
+        for i, m in enumerate(x for x in MODEL_NAMES if x not in _COV_CODE)
+    }
+)
+#: Rough per-iteration cost order of the E-step kernels, most expensive first (n_jobs > 1
 #: submits the expensive candidates first so that no long fit starts last).
 _COST_RANK = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 
@@ -41,7 +49,8 @@ class SelectionResult:
 def candidate_seed(random_state: int | None, n_components: int, covariance_type: str) -> int:
     """A seed per candidate that depends only on (random_state, K, covariance type), so adding
     or removing candidates never changes the others' fits."""
-    seq = np.random.SeedSequence([random_state or 0, n_components, _COV_CODE[covariance_type]])
+    code = _COV_CODE[canonical_model(covariance_type)]
+    seq = np.random.SeedSequence([random_state or 0, n_components, code])
     return int(seq.generate_state(1, dtype=np.uint32)[0])
 
 
@@ -64,7 +73,9 @@ def _fit_candidate(
     """Fit one candidate and build its table row (the model is None if it failed). The serial
     loop and the worker processes both run this, so their rows agree."""
     gm = GaussianMixture(k, covariance_type=ct, **kwargs)
-    row: dict[str, Any] = {"n_components": k, "covariance_type": ct, "warm_start": warm}
+    row: dict[str, Any] = {
+        "n_components": k, "covariance_type": ct, "model": canonical_model(ct), "warm_start": warm,
+    }  # fmt: skip
     started = time.perf_counter()
     try:
         if k > n:
@@ -96,7 +107,7 @@ def _fit_candidate(
 def select_model(
     X: ArrayLike,
     n_components: Iterable[int] = range(1, 9),
-    covariance_types: Iterable[CovarianceType] = COVARIANCE_TYPES,
+    covariance_types: Iterable[str] | str = COVARIANCE_TYPES,
     *,
     criterion: Criterion = "bic",
     n_init: int = 3,
@@ -112,7 +123,10 @@ def select_model(
     ICL = BIC + 2·entropy; **lower is better**. Candidates whose every restart collapsed
     (see :class:`GaussianMixture`, ``eigen_floor``) are recorded as degenerate and never chosen.
     ``callback(row)`` is called after each candidate with the table row plus ``index`` and
-    ``total``, for progress reporting. Extra keyword arguments go to :class:`GaussianMixture`.
+    ``total``, for progress reporting. Extra keyword arguments go to :class:`GaussianMixture`
+    (e.g. ``prior="default"`` for MAP fits, mclust's ``priorControl()``); they are validated
+    before the first fit. ``covariance_types`` takes mclust's model names, scikit-learn's
+    aliases, or ``"all"`` for mclust's 14 models; each row records ``model`` (the mclust name).
 
     ``warm_start`` (a fitted model, e.g. last night's champion): the candidate with its
     (n_components, covariance_type) gets one extra restart that starts from its parameters and
@@ -140,12 +154,15 @@ def select_model(
         X = check_data(X)
     n = X.n_samples if is_source else X.shape[0]
     ks = sorted(set(int(k) for k in n_components))
+    if isinstance(covariance_types, str):
+        covariance_types = MODEL_NAMES if covariance_types == "all" else [covariance_types]
     cov_types = list(dict.fromkeys(covariance_types))
     if not ks:
         raise ValueError("n_components is empty")
+    if not cov_types:
+        raise ValueError("covariance_types is empty")
     for ct in cov_types:
-        if ct not in COVARIANCE_TYPES:
-            raise ValueError(f"unknown covariance_type {ct!r}; choose from {COVARIANCE_TYPES}")
+        check_params(GaussianMixture(1, covariance_type=ct, n_init=n_init, **gm_kwargs))
     if ks[0] < 1:
         raise ValueError(f"n_components must be >= 1, got {ks[0]}")
     if ks[0] > n:
@@ -154,7 +171,7 @@ def select_model(
     candidates = [(k, ct) for ct in cov_types for k in ks]
     warm_key = None
     if warm_start is not None:
-        warm_key = (int(warm_start.means_.shape[0]), warm_start.covariance_type)
+        warm_key = (int(warm_start.means_.shape[0]), canonical_model(warm_start.covariance_type))
         n_features = X.n_features if is_source else X.shape[1]
         if warm_start.means_.shape[1] != n_features:
             raise ValueError(
@@ -164,7 +181,7 @@ def select_model(
     for k, ct in candidates:
         seed = None if random_state is None else candidate_seed(random_state, k, ct)
         kwargs = dict(gm_kwargs, n_init=n_init, random_state=seed)
-        warm = (k, ct) == warm_key
+        warm = (k, canonical_model(ct)) == warm_key
         if warm:
             kwargs.update(
                 weights_init=warm_start.weights_,
@@ -179,7 +196,10 @@ def select_model(
     if payload is None:
         results = ((i, _fit_candidate(X, *task)) for i, task in enumerate(tasks))
     else:
-        order = sorted(range(len(tasks)), key=lambda i: (-tasks[i][1], _COST_RANK[tasks[i][2]], i))
+        order = sorted(
+            range(len(tasks)),
+            key=lambda i: (-tasks[i][1], _COST_RANK[kernel_type(tasks[i][2])], i),
+        )
         results = map_in_processes(_fit_candidate, payload, tasks, order, workers)
     rows: dict[int, dict[str, Any]] = {}
     fitted: dict[int, GaussianMixture | None] = {}

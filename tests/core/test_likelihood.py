@@ -8,6 +8,7 @@ from scipy import stats
 
 from em_core import DegenerateFitError, GaussianMixture
 from em_core.estep import summarize
+from em_core.models import MODEL_NAMES
 
 from .conftest import make_mixture, mcar
 
@@ -15,13 +16,13 @@ COV_TYPES = ["full", "tied", "diag", "spherical"]
 pytestmark = pytest.mark.filterwarnings("ignore::em_core.ConvergenceWarning")
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 10_000),
     k=st.integers(1, 4),
     d=st.integers(1, 4),
     missing=st.sampled_from([0.0, 0.25]),
-    covariance_type=st.sampled_from(COV_TYPES),
+    covariance_type=st.sampled_from(COV_TYPES + list(MODEL_NAMES)),
 )
 def test_log_likelihood_never_decreases(seed, k, d, missing, covariance_type):
     mix = make_mixture(n=300, d=d, k=3, separation=3.0, seed=seed)
