@@ -9,8 +9,24 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, field_validator
 
-CovType = Literal["full", "diag", "spherical", "tied"]
-COV_TYPES = ("full", "diag", "spherical", "tied")
+from em_core._typing import InitMethod
+from em_core.models import ALIASES, MODEL_NAMES, canonical_model
+
+#: Covariance models the configs accept: mclust's 14 names and scikit-learn's four aliases.
+COV_TYPES = (*ALIASES, *MODEL_NAMES)
+PriorChoice = Literal["default", "none"]
+_PRIOR_HELP = (
+    "'default': MAP-EM with mclust's conjugate prior (priorControl(); keeps components on tied "
+    "integer values from collapsing), 'none': maximum likelihood with the collapse guard."
+)
+
+
+def _check_models(v: list[str]) -> list[str]:
+    if not v:
+        raise ValueError(f"covariance_types must name at least one of {COV_TYPES}")
+    for c in v:
+        canonical_model(c)  # raises with the list of valid names
+    return v
 
 
 class IngestConfig(dg.Config):
@@ -33,7 +49,10 @@ class ImputeConfig(dg.Config):
 
     k_min: int = Field(default=1, ge=1, description="Smallest number of components tried.")
     k_max: int = Field(default=4, ge=1, description="Largest number of components tried.")
-    covariance_type: CovType = Field(default="full", description="Covariance type of the model.")
+    covariance_type: str = Field(
+        default="full", description="Covariance model (mclust name or full/tied/diag/spherical)."
+    )
+    prior: PriorChoice = Field(default="default", description=_PRIOR_HELP)
     n_init: int = Field(default=2, ge=1, description="EM restarts per candidate.")
     tol: float = Field(default=1e-5, gt=0, description="EM convergence tolerance.")
     max_iter: int = Field(default=300, ge=1, description="Maximum EM iterations per restart.")
@@ -46,6 +65,11 @@ class ImputeConfig(dg.Config):
         "imputed_draws.parquet (0 = none).",
     )
 
+    @field_validator("covariance_type")
+    @classmethod
+    def _known_covariance_type(cls, v: str) -> str:
+        return _check_models([v])[0]
+
 
 class SegmentModelConfig(dg.Config):
     """``segment_model``: the model-selection sweep (K x covariance type, with restarts)."""
@@ -54,8 +78,10 @@ class SegmentModelConfig(dg.Config):
     k_max: int = Field(default=8, ge=1, description="Largest number of segments K tried.")
     covariance_types: list[str] = Field(
         default=["full", "diag", "spherical", "tied"],
-        description="Covariance types tried (any of full, diag, spherical, tied).",
+        description="Covariance models tried: mclust's EII ... VVV or the aliases full (VVV), "
+        "tied (EEE), diag (VVI), spherical (VII).",
     )
+    prior: PriorChoice = Field(default="default", description=_PRIOR_HELP)
     criterion: Literal["bic", "aic", "icl"] = Field(
         default="bic", description="Selection criterion (lower is better)."
     )
@@ -63,9 +89,7 @@ class SegmentModelConfig(dg.Config):
     tol: float = Field(default=1e-6, gt=0, description="EM convergence tolerance.")
     max_iter: int = Field(default=500, ge=1, description="Maximum EM iterations per restart.")
     reg_covar: float = Field(default=1e-6, ge=0, description="Added to covariance diagonals.")
-    init: Literal["k-means++", "random"] = Field(
-        default="k-means++", description="Initialisation of each restart."
-    )
+    init: InitMethod = Field(default="k-means++", description="Initialisation of each restart.")
     seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
     warm_start: bool = Field(
         default=True,
@@ -83,10 +107,7 @@ class SegmentModelConfig(dg.Config):
     @field_validator("covariance_types")
     @classmethod
     def _known_covariance_types(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if c not in COV_TYPES]
-        if bad or not v:
-            raise ValueError(f"covariance_types must be a non-empty subset of {COV_TYPES}: {v}")
-        return v
+        return _check_models(v)
 
 
 class QuarantineCheckConfig(dg.Config):

@@ -60,6 +60,7 @@ def imputed_customers(
         tol=config.tol,
         max_iter=config.max_iter,
         reg_covar=config.reg_covar,
+        prior=None if config.prior == "none" else config.prior,
         n_jobs=compute.selection_n_jobs,  # the features are in memory: worker processes, no Dask
     )
     gm = res.best

@@ -149,6 +149,7 @@ def segment_model(
         "reg_covar": config.reg_covar,
         "n_init": config.n_init,
         "init": config.init,
+        "prior": config.prior,
         "seed": config.seed,
         "criterion": config.criterion,
     }
@@ -195,6 +196,7 @@ def segment_model(
                 max_iter=config.max_iter,
                 reg_covar=config.reg_covar,
                 init=config.init,
+                prior=None if config.prior == "none" else config.prior,
                 warm_start=warm,
                 n_jobs=compute.selection_n_jobs,
             )
