@@ -6,10 +6,11 @@ import pytest
 from scipy import stats
 from scipy.optimize import linear_sum_assignment
 
-from em_core import GaussianMixture
+from em_core import GaussianMixture, select_model
 from em_core.models import ALIASES, MODEL_NAMES, canonical_model, kernel_type, n_model_parameters
 
 from .conftest import mcar
+from .order_data import make_order_data
 
 pytestmark = pytest.mark.filterwarnings("ignore::em_core.ConvergenceWarning")
 
@@ -178,3 +179,13 @@ def test_prior_round_trips_and_matches_mclust_default_formulas():
         np.testing.assert_array_equal(back.prior_.scale, gm.prior_.scale)
         np.testing.assert_array_equal(back.predict_proba(X), gm.predict_proba(X))
         assert back.n_parameters == gm.n_parameters
+
+
+def test_order_data_loses_no_candidate_with_the_prior_and_many_without():
+    X = make_order_data(1500, seed=1)
+    with_prior = select_model(X, range(1, 7), "all", prior="default", n_init=2)
+    lost = [(r["n_components"], r["model"]) for r in with_prior.table if r["bic"] is None]
+    assert lost == []
+    assert len(with_prior.table) == 14 * 6
+    ml = select_model(X, range(1, 7), ["VVV", "VVI", "EVI"], n_init=2)
+    assert sum(r["degenerate"] for r in ml.table) >= 3  # the ties that the prior guards
