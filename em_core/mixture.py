@@ -122,7 +122,7 @@ class GaussianMixture:
         tol: float = 1e-6,
         max_iter: int = 500,
         n_init: int = 1,
-        init: InitMethod = "k-means++",
+        init: InitMethod = "auto",
         reg_covar: float = 1e-6,
         random_state: SeedLike = None,
         weights_init: ArrayLike | None = None,

@@ -89,7 +89,12 @@ class SegmentModelConfig(dg.Config):
     tol: float = Field(default=1e-6, gt=0, description="EM convergence tolerance.")
     max_iter: int = Field(default=500, ge=1, description="Maximum EM iterations per restart.")
     reg_covar: float = Field(default=1e-6, ge=0, description="Added to covariance diagonals.")
-    init: InitMethod = Field(default="k-means++", description="Initialisation of each restart.")
+    init: InitMethod = Field(
+        default="auto",
+        description="Start of each restart: 'auto' (first restart from mclust's model-based "
+        "hierarchical agglomeration, the others k-means++), 'hierarchical', 'k-means++' or "
+        "'random_from_data'.",
+    )
     seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
     warm_start: bool = Field(
         default=True,

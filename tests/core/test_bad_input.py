@@ -80,6 +80,12 @@ def test_select_model_rejects_bad_arguments():
     with pytest.raises(ValueError, match="criterion"):
         select_model(X_GOOD, [1, 2], criterion="aicc")
     with pytest.raises(ValueError, match="covariance_type"):
-        select_model(X_GOOD, [1, 2], covariance_types=("full", "VVI"))
+        select_model(X_GOOD, [1, 2], covariance_types=("full", "VVX"))
+    with pytest.raises(ValueError, match="covariance_types is empty"):
+        select_model(X_GOOD, [1, 2], covariance_types=())
+    with pytest.raises(ValueError, match="unknown init 'random'"):
+        select_model(X_GOOD, [1, 2], init="random")  # before any fit, not as a degenerate row
+    with pytest.raises(ValueError, match="prior field 'dof'"):
+        select_model(X_GOOD, [1, 2], prior={"dof": "six"})
     with pytest.raises(ValueError, match="n_components"):
         select_model(X_GOOD, [0, 1])
