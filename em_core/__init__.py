@@ -13,7 +13,7 @@ from .drift import (
     population_stability_index,
     transition_matrix,
 )
-from .exceptions import ConvergenceWarning, DegenerateFitError
+from .exceptions import ConvergenceWarning, DegenerateFitError, EmptyComponentError
 from .mixture import GaussianMixture
 from .params import GMMParams, n_parameters
 from .selection import SelectionResult, select_model
@@ -22,6 +22,7 @@ __all__ = [
     "ConvergenceWarning",
     "DaskSource",
     "DegenerateFitError",
+    "EmptyComponentError",
     "GMMParams",
     "GaussianMixture",
     "ParquetSource",

@@ -20,6 +20,26 @@ from .prior import Prior
 from .sources import ChunkSource
 from .suffstats import SufficientStats, maximize
 
+#: Expected size (responsibility mass n_k = Σ_i r_ik) below which a component is empty: it
+#: explains less than one row, its parameters are the prior's (or undefined without one), and
+#: the model is one with fewer components. mclust stops at a column sum of √ε rows ("mixing
+#: proportion fell below threshold") and reports no fit; one row is the natural unit of a count.
+MIN_COMPONENT_SIZE = 1.0
+EMPTY_COMPONENT = "empty component"
+
+
+def empty_component(nk: FloatArray) -> str | None:
+    """Why a fit is not a K-component fit (a component's n_k < MIN_COMPONENT_SIZE), or None."""
+    small = np.flatnonzero(nk < MIN_COMPONENT_SIZE)
+    if not small.size:
+        return None
+    k = int(small[np.argmin(nk[small])])
+    return (
+        f"{EMPTY_COMPONENT}: component {k} has expected size {nk[k]:.3g} < "
+        f"{MIN_COMPONENT_SIZE:g} row (mixing proportion estimated as zero; the model reduces "
+        "to one with fewer components)"
+    )
+
 
 def degeneracy(
     params: GMMParams,
@@ -99,9 +119,10 @@ def run_em(
     """Iterate E- and M-steps from ``params`` until |Δ log-likelihood| / n < tol or max_iter.
 
     ``model`` is one of mclust's 14 (default: the kernel's own), ``prior`` makes the M-step the
-    posterior mode. A Cholesky failure or (without a prior) a degenerate component ends the
-    restart early with ``degenerate`` set to the reason; its parameters are then the last valid
-    ones. With a prior only non-finite parameters count as degenerate.
+    posterior mode. A Cholesky failure, an empty component (:func:`empty_component`, with or
+    without a prior) or, without a prior, a degenerate component ends the restart early with
+    ``degenerate`` set to the reason; its parameters are then the last valid ones. With a prior
+    only non-finite parameters and empty components count as degenerate.
     """
     n = source.n_samples
     run = EMRun(params)
@@ -119,6 +140,10 @@ def run_em(
             break
         run.history.append(ll)
         run.entropy = stats.entropy
+        empty = empty_component(np.asarray(stats.nk))
+        if empty is not None:
+            run.degenerate = empty
+            break
         if it > 0 and abs(ll - prev) / n < tol:
             run.converged = True
             break

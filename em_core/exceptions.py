@@ -11,5 +11,14 @@ class DegenerateFitError(ValueError):
     """
 
 
+class EmptyComponentError(DegenerateFitError):
+    """Every EM restart ended with a component whose expected size is below one row.
+
+    Such a fit has fewer components than asked for (mclust reports these cells as NA: "mixture
+    proportions estimated as zero"); its BIC would charge parameters of a component that is not
+    there. Decrease ``n_components``.
+    """
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the log-likelihood change fell below ``tol``."""

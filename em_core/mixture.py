@@ -13,7 +13,7 @@ from ._validation import (
     check_params,
     check_random_state,
 )
-from .em import EMRun, run_em
+from .em import EMPTY_COMPONENT, MIN_COMPONENT_SIZE, EMRun, run_em
 from .estep import (
     _responsibilities,
     group_by_pattern,
@@ -21,7 +21,7 @@ from .estep import (
     pattern_terms,
     weighted_log_prob,
 )
-from .exceptions import ConvergenceWarning, DegenerateFitError
+from .exceptions import ConvergenceWarning, DegenerateFitError, EmptyComponentError
 from .init import (
     hard_assignment_stats,
     hierarchical_labels,
@@ -63,6 +63,8 @@ class GaussianMixture:
         a dict overrides any of its fields ``shrinkage``, ``mean``, ``dof``, ``scale``. With a
         prior no fit is rejected as collapsed (the prior keeps covariances away from zero);
         the log-likelihood and criteria are those of the data at the posterior mode, as mclust.
+        The prior regularises means and covariances, not proportions: a component can still
+        empty out, and a restart that does is rejected (see Notes).
     tol : float, default 1e-6
         Stop when the change of the *mean* observed-data log-likelihood per row is below ``tol``.
     max_iter : int, default 500
@@ -111,7 +113,16 @@ class GaussianMixture:
     history_ : list of lists — per restart, the total log-likelihood at the start parameters and
         after each M-step (the last entry of the kept restart equals ``log_likelihood_``)
     best_restart_ : int — index into ``history_`` of the kept restart
-    restarts_ : list of dicts — per restart: init, log_likelihood, n_iter, converged, degenerate
+    restarts_ : list of dicts — per restart: init, log_likelihood, n_iter, converged,
+        degenerate, empty_component, reason
+
+    Notes
+    -----
+    Empty components: a restart whose E-step gives a component an expected size n_k = Σ_i r_ik below
+    ``em.MIN_COMPONENT_SIZE`` = 1 row, with or without a prior, is not a K-component fit: it
+    stops there and is recorded in ``restarts_`` (``empty_component=True``, ``reason``). If every
+    restart ends so, ``fit`` raises :class:`~em_core.exceptions.EmptyComponentError` (a
+    ``DegenerateFitError``), as mclust reports no BIC for such a cell.
     """
 
     def __init__(
@@ -224,18 +235,13 @@ class GaussianMixture:
                 "n_iter": r.n_iter,
                 "converged": r.converged,
                 "degenerate": r.degenerate is not None,
+                "empty_component": _is_empty(r),
                 "reason": r.degenerate,
             }
             for i, r in enumerate(runs)
         ]
         if not good:
-            raise DegenerateFitError(
-                f"every EM restart of a {self.n_components}-component {self.covariance_type} "
-                "mixture collapsed onto a few points (a spurious maximum): "
-                + "; ".join(failures)
-                + ". Decrease n_components, increase reg_covar, use a constrained "
-                "covariance_type, or scale the data."
-            )
+            raise self._no_fit_error(runs, failures)
         best = max(good, key=lambda i: runs[i].history[-1])
         run = runs[best]
         self._set_params(run.params)
@@ -253,6 +259,24 @@ class GaussianMixture:
                 stacklevel=2,
             )
         return self
+
+    def _no_fit_error(self, runs: list[EMRun], failures: list[str]) -> DegenerateFitError:
+        what = f"{self.n_components}-component {self.covariance_type} mixture"
+        if all(_is_empty(r) for r in runs):
+            return EmptyComponentError(
+                f"every EM restart of a {what} left a component with an expected size below "
+                f"{MIN_COMPONENT_SIZE:g} row: the data support fewer components (mclust: "
+                "'mixture proportions estimated as zero'). "
+                + "; ".join(failures)
+                + ". Decrease n_components."
+            )
+        return DegenerateFitError(
+            f"every EM restart of a {what} collapsed onto a few points or emptied a component "
+            "(a spurious maximum): "
+            + "; ".join(failures)
+            + ". Decrease n_components, increase reg_covar, use a constrained "
+            "covariance_type, or scale the data."
+        )
 
     def fit_predict(self, X: ArrayLike) -> np.ndarray:
         return self.fit(X).predict(X)
@@ -562,6 +586,10 @@ class GaussianMixture:
             f"GaussianMixture(n_components={self.n_components}, "
             f"covariance_type={self.covariance_type!r})"
         )
+
+
+def _is_empty(run: EMRun) -> bool:
+    return bool(run.degenerate and run.degenerate.startswith(EMPTY_COMPONENT))
 
 
 def _as_float(value: ArrayLike, shape: tuple[int, ...], name: str) -> FloatArray:

@@ -11,7 +11,7 @@ import numpy as np
 from ._parallel import map_in_processes, pickled_or_none
 from ._typing import COVARIANCE_TYPES, ArrayLike, Criterion
 from ._validation import check_criterion, check_data, check_params, check_random_state
-from .exceptions import DegenerateFitError
+from .exceptions import DegenerateFitError, EmptyComponentError
 from .mixture import GaussianMixture
 from .models import ALIASES, MODEL_NAMES, canonical_model, kernel_type
 
@@ -32,9 +32,11 @@ _COST_RANK = {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
 class SelectionResult:
     """Outcome of :func:`select_model`.
 
-    ``table`` has one dict per candidate with n_components, covariance_type, log_likelihood,
-    n_parameters, bic, aic, icl (lower is better), converged, n_iter, seconds, degenerate and
-    error; numeric fields are None for a candidate that failed. ``best`` is the chosen fitted
+    ``table`` has one dict per candidate with n_components, covariance_type, model,
+    log_likelihood, n_parameters, bic, aic, icl (lower is better), converged, n_iter, seconds,
+    degenerate, failure (None, "degenerate", "empty_component" or "error"), error,
+    smallest_class, eligible and reason (why it cannot be chosen); numeric fields are None for a
+    candidate that failed. ``best`` is the chosen fitted
     model (never a degenerate one), ``models`` maps (K, covariance type) to the fitted model or
     None.
     """
@@ -89,7 +91,7 @@ def _fit_candidate(
         row.update(
             log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
             converged=False, n_iter=None, degenerate=isinstance(exc, DegenerateFitError),
-            error=str(exc), best_init=None,
+            failure=_failure_kind(exc), error=str(exc), best_init=None, smallest_class=None,
         )  # fmt: skip
     else:
         fitted = gm
@@ -98,10 +100,38 @@ def _fit_candidate(
         row.update(
             log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
             icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
-            degenerate=False, error=None, best_init=gm.restarts_[gm.best_restart_]["init"],
+            degenerate=False, failure=None, error=None,
+            best_init=gm.restarts_[gm.best_restart_]["init"],
+            smallest_class=int(class_sizes(gm, X).min()),
         )  # fmt: skip
     row["seconds"] = time.perf_counter() - started
     return row, fitted
+
+
+def _failure_kind(exc: Exception) -> str:
+    if isinstance(exc, EmptyComponentError):
+        return "empty_component"
+    return "degenerate" if isinstance(exc, DegenerateFitError) else "error"
+
+
+def class_sizes(model: GaussianMixture, X: Any) -> np.ndarray:
+    """Rows of X (an array or a ChunkSource) whose most probable component is k, shape (K,)."""
+    k = model.n_components
+    if _is_source(X):
+        return X.map_reduce(lambda chunk: np.bincount(model.predict(chunk), minlength=k))
+    return np.bincount(model.predict(X), minlength=k)
+
+
+def _eligibility(row: dict[str, Any], criterion: str, min_class_size: int) -> str | None:
+    """Why a candidate cannot be chosen, or None."""
+    if row[criterion] is None:
+        return row["error"]
+    if row["smallest_class"] < min_class_size:
+        return (
+            f"a component is the most probable one for {row['smallest_class']} row(s), fewer "
+            f"than min_class_size={min_class_size}"
+        )
+    return None
 
 
 def select_model(
@@ -115,13 +145,20 @@ def select_model(
     callback: Callable[[dict[str, Any]], None] | None = None,
     warm_start: GaussianMixture | None = None,
     n_jobs: int = 1,
+    min_class_size: int = 0,
     **gm_kwargs: Any,
 ) -> SelectionResult:
     """Fit every (K, covariance type) candidate and pick the best by ``criterion``.
 
     Criteria follow scikit-learn's sign: BIC = −2 log L + p log n, AIC = −2 log L + 2p,
     ICL = BIC + 2·entropy; **lower is better**. Candidates whose every restart collapsed
-    (see :class:`GaussianMixture`, ``eigen_floor``) are recorded as degenerate and never chosen.
+    (see :class:`GaussianMixture`, ``eigen_floor``) or emptied a component (expected size below
+    one row) are recorded as degenerate, with ``failure`` "degenerate" or "empty_component" and
+    the reason in ``error``, and never chosen. Every fitted candidate's row has
+    ``smallest_class``, the number of rows of X whose most probable component is the least
+    popular one; with ``min_class_size`` > 0 a candidate below it is passed over (a segmentation
+    that publishes components as segments needs ``min_class_size=1``: no segment without a
+    customer). Each row says whether it was ``eligible`` and, if not, the ``reason``.
     ``callback(row)`` is called after each candidate with the table row plus ``index`` and
     ``total``, for progress reporting. Extra keyword arguments go to :class:`GaussianMixture`
     (e.g. ``prior="default"`` for MAP fits, mclust's ``priorControl()``); they are validated
@@ -146,6 +183,10 @@ def select_model(
     """
     workers = _check_n_jobs(n_jobs)
     check_criterion(criterion)
+    if isinstance(min_class_size, bool) or not isinstance(min_class_size, int | np.integer):
+        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size!r}")
+    if min_class_size < 0:
+        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size}")
     if random_state is not None and not isinstance(random_state, int):
         raise ValueError("select_model needs an int (or None) random_state")
     check_random_state(random_state)
@@ -204,18 +245,20 @@ def select_model(
     rows: dict[int, dict[str, Any]] = {}
     fitted: dict[int, GaussianMixture | None] = {}
     for index, (row, gm) in results:
+        row["reason"] = _eligibility(row, criterion, min_class_size)
+        row["eligible"] = row["reason"] is None
         rows[index], fitted[index] = row, gm
         if callback is not None:
             callback({"index": index, "total": len(candidates), **row})
     table = [rows[i] for i in range(len(candidates))]
     models = {key: fitted[i] for i, key in enumerate(candidates)}
 
-    scored = [i for i, row in enumerate(table) if row[criterion] is not None]
+    scored = [i for i, row in enumerate(table) if row["eligible"]]
     if not scored:
         raise DegenerateFitError(
-            "no candidate model could be fitted: "
+            "no candidate model can be chosen: "
             + "; ".join(
-                f"K={r['n_components']} {r['covariance_type']}: {r['error']}" for r in table
+                f"K={r['n_components']} {r['covariance_type']}: {r['reason']}" for r in table
             )
         )
     best_index = min(scored, key=lambda i: (table[i][criterion], i))

@@ -25,3 +25,39 @@ def make_order_data(n: int, seed: int = 0, one_time_share: float = 0.4) -> np.nd
     spend[whales] *= rng.uniform(20, 60, whales.sum())
     X = np.log1p(np.column_stack([orders, items, visit_rate * 100, recency, spend]))
     return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+STORE_COLUMNS = ("total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order")
+#: Shares of the store's latent customer types: one-time, occasional, regular, collector.
+STORE_SHARES = (0.5, 0.3, 0.15, 0.05)
+
+
+def store_customers(n: int, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A single-cohort music store in the pipeline's schema (original units) and each
+    customer's latent type: every customer's first order fell in one quarter and the drop
+    comes 15-18 months later, half of them never came back. Ties abound: a one-time buyer's
+    recency is their tenure and their cart size an integer, prices cluster around 13.5."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(450, 546, n).astype(float)
+    kind = rng.choice(len(STORE_SHARES), n, p=STORE_SHARES)
+    extra_orders = rng.poisson(np.array([0.0, 1.0, 6.0, 15.0])[kind])
+    orders = np.array([1, 2, 4, 8])[kind] + extra_orders
+    items = np.maximum(1, rng.poisson(np.where(kind == 3, 3.0, 1.2) * orders))
+    price = np.round(np.clip(rng.normal(13.5, 2.0, n), 5.0, 30.0), 2)
+    gap = np.floor(rng.exponential(tenure / orders)).clip(0, tenure)
+    columns = {
+        "total_spend": np.round(items * price, 2),
+        "visits_per_month": np.round(orders / (tenure / 30.4), 3),
+        "avg_cart_size": np.round(items / orders, 2),
+        "days_since_last_order": np.where(orders == 1, tenure, gap),
+    }
+    return columns, kind
+
+
+def make_store_data(n: int, seed: int = 0) -> np.ndarray:
+    """:func:`store_customers` in the pipeline's default feature space: log1p of spend, visit
+    rate and cart size, recency as is, every column standardised."""
+    columns, _ = store_customers(n, seed)
+    X = np.column_stack([columns[c] for c in STORE_COLUMNS])
+    X[:, :3] = np.log1p(X[:, :3])
+    return (X - X.mean(axis=0)) / X.std(axis=0)
