@@ -161,15 +161,28 @@ def main(argv: list[str] | None = None) -> int:
         for event in result.all_events:
             if event.is_step_failure:
                 err = event.step_failure_data.error
+                if err.cls_name == "DagsterAssetCheckFailedError":
+                    continue  # the check's own line below says which gate and why
                 print(f"  step {event.step_key}: {err.message.strip()}", file=sys.stderr)
-        gates = []
+        gates, failed_checks = [], []
         for ev in result.get_asset_check_evaluations():
             if not ev.passed:
+                failed_checks.append(ev.check_name)
                 reason = ev.metadata.get("reason")
-                why = reason.value if reason is not None else ev.metadata
-                print(f"  check {ev.check_name} failed: {why}", file=sys.stderr)
+                why = reason.value if reason is not None else "see the check's metadata"
+                print(
+                    f"  check {ev.check_name} on {ev.asset_key.to_user_string()} failed: {why}",
+                    file=sys.stderr,
+                )
                 if ev.check_name.startswith("drift_"):
                     gates.append(ev.check_name)
+        if failed_checks and not gates:
+            print(
+                f"  NOT PUBLISHED: the blocking check(s) {', '.join(failed_checks)} stopped the "
+                "night before publishing; BI keeps the previous tables. Thresholds: "
+                "ops.<asset>_<check>.config in --run-config.",
+                file=sys.stderr,
+            )
         if gates:
             print(
                 f"  NOT PROMOTED: the new model of {run_date} is logged in MLflow (tag "

@@ -56,7 +56,11 @@ def raw_schema(
             problems.append("rows with every feature missing")
     return dg.AssetCheckResult(
         passed=not problems,
-        metadata={"problems": dg.MetadataValue.json(problems), "columns": list(snap.columns)},
+        metadata={
+            "reason": "; ".join(problems) or "schema as expected",
+            "problems": dg.MetadataValue.json(problems),
+            "columns": list(snap.columns),
+        },
     )
 
 
@@ -71,9 +75,13 @@ def quarantine_share_below_threshold(
 ) -> dg.AssetCheckResult:
     summary = storage.read_json(_run_date(context), SUMMARY)
     share = float(summary["quarantine_share"])
+    passed = share <= config.max_share
     return dg.AssetCheckResult(
-        passed=share <= config.max_share,
+        passed=passed,
         metadata={
+            "reason": f"{share:.2%} of the input rows quarantined "
+            f"({int(summary['n_quarantined'])}) {'<=' if passed else '>'} max_share "
+            f"{config.max_share:.2%}; reasons {summary['reason_counts']}",
             "quarantine_share": share,
             "max_share": config.max_share,
             "n_quarantined": int(summary["n_quarantined"]),
@@ -111,6 +119,7 @@ def candidates_finite_and_chosen_converged(
     return dg.AssetCheckResult(
         passed=not problems,
         metadata={
+            "reason": "; ".join(problems) or "every fit finite, chosen model converged",
             "problems": dg.MetadataValue.json(problems),
             "n_candidates": len(sel),
             "n_fitted": len(fitted),
@@ -140,9 +149,13 @@ def segments_cover_snapshot(
     extra = set(seg[idc]) - set(snap[idc])
     dup = int(seg[idc].duplicated().sum())
     finite = bool(pd.DataFrame(seg[prob_cols]).map(math.isfinite).all().all())
+    passed = not missing and not extra and dup == 0 and finite
     return dg.AssetCheckResult(
-        passed=not missing and not extra and dup == 0 and finite,
+        passed=passed,
         metadata={
+            "reason": f"{len(missing)} snapshot customers not scored, {len(extra)} scored "
+            f"customers not in the snapshot, {dup} duplicates, probabilities "
+            f"{'finite' if finite else 'NOT finite'}",
             "missing": len(missing),
             "unexpected": len(extra),
             "duplicates": dup,
@@ -161,10 +174,18 @@ def min_segment_share(
     context: dg.AssetCheckExecutionContext, config: MinSegmentShareConfig, storage: PipelineStorage
 ) -> dg.AssetCheckResult:
     profiles = storage.read_parquet(_run_date(context), PROFILES)
-    small = profiles[profiles["share"] < config.min_share]
+    small = profiles[profiles["share"] < config.min_share].sort_values("share")
+    shown = small if not small.empty else profiles.nsmallest(1, "share")
+    relation = "<" if not small.empty else ">="
+    reason = "; ".join(
+        f"segment {r.segment} ({r.segment_label}) holds {r.share:.2%} of the customers "
+        f"({r.size} of {int(profiles['size'].sum())}) {relation} min_share {config.min_share:.2%}"
+        for r in shown.itertuples()
+    )
     return dg.AssetCheckResult(
         passed=small.empty,
         metadata={
+            "reason": reason,
             "min_share": config.min_share,
             "smallest_share": float(profiles["share"].min()),
             "too_small": dg.MetadataValue.json(

@@ -96,6 +96,14 @@ class SegmentModelConfig(dg.Config):
         "'random_from_data'.",
     )
     seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
+    min_class_size: int = Field(
+        default=1,
+        ge=0,
+        description="A candidate with a component that is the most probable one for fewer "
+        "customers than this is passed over (1: every published segment has a customer; 0: "
+        "choose by the criterion alone). Candidates that empty a component (expected size "
+        "below one customer) are never chosen, whatever this says.",
+    )
     warm_start: bool = Field(
         default=True,
         description="Race the champion's parameters (as one extra restart of the candidate with "

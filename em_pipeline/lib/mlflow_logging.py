@@ -132,6 +132,10 @@ class SegmentTracker:
             "warm_start": str(bool(row.get("warm_start"))).lower(),
             "best_init": str(row.get("best_init") or ""),
         }
+        if row.get("failure"):
+            tags["failure"] = str(row["failure"])
+        if row.get("reason"):  # why it could not be chosen (a failed fit or min_class_size)
+            tags["not_eligible"] = str(row["reason"])[:5000]
         if row.get("error"):
             tags["error"] = str(row["error"])[:5000]
         run = self.client.create_run(self.experiment_id, run_name=f"K={k} {cov}", tags=tags)
@@ -144,7 +148,10 @@ class SegmentTracker:
                 v = _finite(value)
                 if v is not None:
                     metrics.append(Metric(f"loglik_restart_{i}", v, now, step))
-        for key in ("log_likelihood", "bic", "aic", "icl", "n_iter", "n_parameters", "seconds"):
+        for key in (
+            "log_likelihood", "bic", "aic", "icl", "n_iter", "n_parameters", "seconds",
+            "smallest_class",
+        ):  # fmt: skip
             v = _finite(row.get(key))
             if v is not None:
                 metrics.append(Metric(key, v, now, 0))

@@ -55,7 +55,13 @@ def selection_frame(table: list[dict], chosen: tuple[int, str]) -> pd.DataFrame:
     ]
     for col in ("log_likelihood", "bic", "aic", "icl", "seconds"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
-    df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
+    for col in ("error", "failure", "reason"):
+        if col not in df.columns:
+            df[col] = None
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    df["smallest_class"] = pd.to_numeric(df.get("smallest_class"), errors="coerce").astype("Int64")
+    df["eligible"] = df.get("eligible", True)
+    df["eligible"] = df["eligible"].fillna(False).astype(bool)
     if "best_init" not in df.columns:  # an em_core without warm starts
         df["best_init"] = None
     df["best_init"] = df["best_init"].astype(object).where(df["best_init"].notna(), None)
@@ -152,6 +158,7 @@ def segment_model(
         "prior": config.prior,
         "seed": config.seed,
         "criterion": config.criterion,
+        "min_class_size": config.min_class_size,
     }
     tracker = mlflow_tracker.tracker()
     parent = tracker.start_parent_run(
@@ -175,7 +182,9 @@ def segment_model(
     def progress(row: dict) -> None:
         crit = row.get(config.criterion)
         crit_s = f"{crit:.1f}" if isinstance(crit, int | float) else "n/a"
-        status = "degenerate" if row.get("degenerate") else ("failed" if row.get("error") else "ok")
+        status = row.get("failure") or ("ok" if row.get("eligible", True) else "passed over")
+        if row.get("reason") and status != "ok":
+            status += f": {row['reason'][:160]}"
         seconds = row.get("seconds") or 0.0
         context.log.info(
             f"[{row['index'] + 1}/{row['total']}] K={row['n_components']} "
@@ -199,6 +208,7 @@ def segment_model(
                 prior=None if config.prior == "none" else config.prior,
                 warm_start=warm,
                 n_jobs=compute.selection_n_jobs,
+                min_class_size=config.min_class_size,
             )
     except ValueError as e:
         tracker.finish(parent, "FAILED")
@@ -356,6 +366,8 @@ def segment_model(
             "n_iter",
             "converged",
             "degenerate",
+            "smallest_class",
+            "eligible",
             "warm_start",
             "best_init",
             "chosen",
