@@ -10,6 +10,14 @@ def make_order_data(n: int, seed: int = 0, one_time_share: float = 0.4) -> np.nd
     """(n, 5) matrix in the feature space a segmentation uses: log1p of the counts, rates and
     amounts, each column standardised. Ties abound: every one-time buyer has orders = 1, and
     for them visit_rate = 1 / tenure and recency = tenure exactly."""
+    return order_segments(n, seed, one_time_share)[0]
+
+
+def order_segments(
+    n: int, seed: int = 0, one_time_share: float = 0.4
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_order_data` and each customer's true segment: 2·one_time + loyal, four
+    segments (casual and loyal repeat buyers, casual and loyal one-time buyers)."""
     rng = np.random.default_rng(seed)
     tenure = rng.integers(1, 730, n).astype(float)
     one_time = rng.random(n) < one_time_share
@@ -24,7 +32,8 @@ def make_order_data(n: int, seed: int = 0, one_time_share: float = 0.4) -> np.nd
     whales = rng.random(n) < 0.005
     spend[whales] *= rng.uniform(20, 60, whales.sum())
     X = np.log1p(np.column_stack([orders, items, visit_rate * 100, recency, spend]))
-    return (X - X.mean(axis=0)) / X.std(axis=0)
+    truth = 2 * one_time.astype(int) + loyal.astype(int)
+    return (X - X.mean(axis=0)) / X.std(axis=0), truth
 
 
 STORE_COLUMNS = ("total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order")

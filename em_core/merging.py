@@ -1,0 +1,209 @@
+"""Segments from components: greedy merging of a fitted mixture's components.
+
+A mixture chosen by BIC fits the *density*; a group of customers whose shape is not Gaussian is
+then fitted by several components. Merging groups the components into segments without changing
+the mixture: a segment's posterior is the sum of its components', τ_is = Σ_{k∈s} τ_ik, and a
+customer's segment is argmax_s τ_is. Both criteria merge one pair of groups at a time:
+
+``"demp"`` — Hennig (2010), fpc's ``mergenormals(method="demp")``: the directly estimated
+    misclassification probability of group j into group i under the two-group Bayes rule,
+
+        p̂(j→i) = Σ_x τ_xj 1[τ_xi > τ_xj] / Σ_x τ_xj,
+
+    is the share of j's expected members that the data put closer to i. The pair with the largest
+    max(p̂(i→j), p̂(j→i)) is merged while that value is at least ``cutoff`` (Hennig's 0.025: two
+    groups that exchange less than 2.5 % of their members are kept apart).
+
+``"entropy"`` — Baudry, Raftery, Celeux, Lo & Gottardo (2010), mclust's ``clustCombi``: the pair
+    whose union lowers the posterior entropy EN = −Σ_x Σ_s τ_xs log τ_xs the most is merged, down to
+    one segment; the number of segments is the change point of a two-piece linear fit of EN
+    against the number of segments (``clustCombiOptim(reg = 2)``).
+
+Both work on the posterior matrix alone (n × K), so they apply to any covariance model and to
+rows with missing cells (τ is then the posterior given the observed cells).
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ._typing import ArrayLike, FloatArray
+
+MergeMethod = Literal["demp", "entropy"]
+MERGE_METHODS: tuple[MergeMethod, ...] = ("demp", "entropy")
+#: Hennig (2010)'s default cutoff for DEMP.
+DEMP_CUTOFF = 0.025
+
+
+@dataclass(frozen=True)
+class MergeStep:
+    """One merge: groups ``kept`` and ``absorbed`` (indices into the components' groups, named by
+    their smallest component) became one, leaving ``n_segments``; ``value`` is the criterion of
+    the pair (DEMP: the misclassification probability; entropy: the entropy decrease) and
+    ``entropy`` the posterior entropy EN after the merge."""
+
+    n_segments: int
+    kept: int
+    absorbed: int
+    value: float
+    entropy: float
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """The merge path and the chosen grouping.
+
+    ``component_segment[k]`` is the segment (0 … n_segments−1, ordered by their smallest
+    component) of component k; ``path`` lists every merge down to ``n_segments`` (DEMP) or to one
+    segment (entropy); ``entropies[s − 1]`` is EN with s segments along the path.
+    """
+
+    method: MergeMethod
+    component_segment: list[int]
+    n_segments: int
+    path: list[MergeStep] = field(repr=False)
+    entropies: list[float] = field(repr=False)
+
+    def posteriors(self, resp: ArrayLike) -> FloatArray:
+        """Segment posteriors τ_is = Σ_{k∈s} τ_ik, shape (n, n_segments)."""
+        return segment_posteriors(resp, self.component_segment, self.n_segments)
+
+
+def segment_posteriors(
+    resp: ArrayLike, component_segment: list[int], n_segments: int
+) -> FloatArray:
+    """Sum the columns of ``resp`` (n, K) into segments: out[:, s] = Σ_{k ∈ s} resp[:, k]."""
+    resp = np.asarray(resp, dtype=float)
+    out = np.zeros((resp.shape[0], n_segments))
+    for k, s in enumerate(component_segment):
+        out[:, s] += resp[:, k]
+    return out
+
+
+def posterior_entropy(resp: FloatArray) -> float:
+    """EN = −Σ_i Σ_k τ_ik log τ_ik (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(resp > 0, resp * np.log(resp), 0.0)
+    return -float(terms.sum())
+
+
+def demp(resp: FloatArray, i: int, j: int) -> float:
+    """max(p̂(i→j), p̂(j→i)), Hennig's symmetric DEMP of columns i and j of ``resp``."""
+    a, b = resp[:, i], resp[:, j]
+    to_i = a > b
+    j_to_i = b[to_i].sum() / max(b.sum(), np.finfo(float).tiny)
+    i_to_j = a[~to_i].sum() / max(a.sum(), np.finfo(float).tiny)
+    return float(max(j_to_i, i_to_j))
+
+
+def entropy_decrease(resp: FloatArray, i: int, j: int) -> float:
+    """EN(before) − EN(after merging columns i and j) ≥ 0."""
+    a, b = resp[:, i], resp[:, j]
+    return posterior_entropy(np.column_stack([a, b])) - posterior_entropy((a + b)[:, None])
+
+
+def merge_components(
+    resp: ArrayLike,
+    method: MergeMethod = "demp",
+    *,
+    cutoff: float | None = None,
+    n_segments: int | None = None,
+) -> MergeResult:
+    """Merge the components whose posteriors are ``resp`` (n, K) into segments.
+
+    The greedy path always runs down to one segment (it is the merge path a plot shows); the
+    chosen level is ``n_segments`` if given, else for "demp" the last level before the largest
+    DEMP falls below ``cutoff`` (default 0.025) and for "entropy" the elbow of EN.
+    """
+    resp = _check_resp(resp)
+    if method not in MERGE_METHODS:
+        raise ValueError(f"method must be one of {MERGE_METHODS}, got {method!r}")
+    k = resp.shape[1]
+    if n_segments is not None and not 1 <= n_segments <= k:
+        raise ValueError(f"n_segments must be in 1..{k}, got {n_segments}")
+    cutoff = DEMP_CUTOFF if cutoff is None else float(cutoff)
+    if not 0.0 <= cutoff <= 1.0:
+        raise ValueError(f"cutoff must be in [0, 1], got {cutoff}")
+    path, entropies = _greedy_path(resp, demp if method == "demp" else entropy_decrease)
+    if n_segments is not None:
+        chosen = n_segments
+    elif method == "demp":
+        chosen = next((step.n_segments + 1 for step in path if step.value < cutoff), 1)
+    else:
+        chosen = elbow(entropies)
+    groups = _groups_at(k, path, chosen)
+    mapping = [0] * k
+    for s, members in enumerate(groups):
+        for c in members:
+            mapping[c] = s
+    return MergeResult(method, mapping, len(groups), path, entropies)
+
+
+def _greedy_path(resp: FloatArray, score) -> tuple[list[MergeStep], list[float]]:
+    """Merge the best-scoring pair of groups until one is left. Groups are named by their smallest
+    component; a merge only rescores the pairs of the merged group. Returns the steps and EN at
+    1..K segments."""
+    columns = resp.copy()
+    alive = list(range(resp.shape[1]))
+    values = {(a, b): score(columns, a, b) for a in alive for b in alive if a < b}
+    en = posterior_entropy(columns)
+    entropies = [en]
+    path: list[MergeStep] = []
+    while len(alive) > 1:
+        (a, b), value = max(values.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
+        before = posterior_entropy(columns[:, [a, b]])
+        columns[:, a] += columns[:, b]
+        en += posterior_entropy(columns[:, [a]]) - before
+        alive.remove(b)
+        values = {pair: v for pair, v in values.items() if a not in pair and b not in pair}
+        values.update(
+            {(min(a, c), max(a, c)): score(columns, min(a, c), max(a, c)) for c in alive if c != a}
+        )
+        path.append(MergeStep(len(alive), a, b, float(value), en))
+        entropies.append(en)
+    return path, entropies[::-1]
+
+
+def elbow(entropies: list[float]) -> int:
+    """Number of segments at the change point of a two-piece linear fit of EN(s), s = 1..K
+    (least squares, both pieces fitted separately, the change point shared; s = K when K ≤ 2)."""
+    y = np.asarray(entropies, dtype=float)
+    k = y.size
+    if k <= 2:
+        return k
+    x = np.arange(1, k + 1, dtype=float)
+    best, best_sse = k, np.inf
+    for c in range(2, k):  # pieces 1..c and c..K, each with at least two points
+        sse = _line_sse(x[:c], y[:c]) + _line_sse(x[c - 1 :], y[c - 1 :])
+        if sse < best_sse - 1e-12 * max(1.0, abs(sse)):
+            best, best_sse = c, sse
+    return best
+
+
+def _line_sse(x: FloatArray, y: FloatArray) -> float:
+    if x.size <= 2:
+        return 0.0
+    coef = np.polyfit(x, y, 1)
+    return float(np.sum((np.polyval(coef, x) - y) ** 2))
+
+
+def _groups_at(k: int, path: list[MergeStep], n_segments: int) -> list[list[int]]:
+    """The groups after the merges of ``path`` that leave ``n_segments``."""
+    groups = {c: [c] for c in range(k)}
+    for step in path:
+        if step.n_segments < n_segments:
+            break
+        groups[step.kept] = sorted(groups[step.kept] + groups.pop(step.absorbed))
+    return [groups[c] for c in sorted(groups)]
+
+
+def _check_resp(resp: ArrayLike) -> FloatArray:
+    resp = np.asarray(resp, dtype=float)
+    if resp.ndim != 2 or resp.shape[0] == 0 or resp.shape[1] == 0:
+        raise ValueError(f"resp must be an (n, K) array of posteriors, got shape {resp.shape}")
+    if not np.all(np.isfinite(resp)) or np.any(resp < 0):
+        raise ValueError("resp must hold finite, non-negative posteriors")
+    if not np.allclose(resp.sum(axis=1), 1.0, rtol=0, atol=1e-6):
+        raise ValueError("each row of resp must sum to 1")
+    return resp

@@ -1,0 +1,105 @@
+"""Components merged into segments (em_core.merging): DEMP (Hennig 2010) and the entropy path
+(Baudry et al. 2010), against hand-computed values and on data whose segments are known."""
+
+import numpy as np
+import pytest
+
+from em_core import GaussianMixture, adjusted_rand_index, select_model
+from em_core.merging import (
+    demp,
+    elbow,
+    entropy_decrease,
+    merge_components,
+    posterior_entropy,
+    segment_posteriors,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::em_core.ConvergenceWarning")
+
+
+def _resp(rows: list[list[float]]) -> np.ndarray:
+    return np.asarray(rows, dtype=float)
+
+
+def test_demp_is_the_share_of_a_groups_mass_the_pairwise_bayes_rule_gives_away():
+    resp = _resp([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.3, 0.7, 0.0], [0.0, 0.2, 0.8]])
+    # rows 0-1 go to column 0, rows 2-3 to column 1 (between the two)
+    to_0 = (0.1 + 0.4) / (0.1 + 0.4 + 0.7 + 0.2)  # of column 1's mass
+    to_1 = 0.3 / (0.9 + 0.6 + 0.3)  # of column 0's mass
+    assert demp(resp, 0, 1) == pytest.approx(max(to_0, to_1))
+
+
+def test_entropy_decrease_and_segment_posteriors_by_hand():
+    resp = _resp([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    merged = segment_posteriors(resp, [0, 0, 1], 2)
+    np.testing.assert_allclose(merged, [[1.0, 0.0], [0.5, 0.5]])
+    assert posterior_entropy(resp) - posterior_entropy(merged) == pytest.approx(
+        entropy_decrease(resp, 0, 1)
+    )
+    assert posterior_entropy(merged) == pytest.approx(np.log(2.0))
+
+
+def test_merge_path_runs_to_one_segment_with_entropy_falling_to_zero():
+    rng = np.random.default_rng(0)
+    resp = rng.dirichlet(np.ones(5) * 0.5, size=400)
+    result = merge_components(resp, "demp")
+    assert [step.n_segments for step in result.path] == [4, 3, 2, 1]
+    assert len(result.entropies) == 5 and result.entropies[0] == pytest.approx(0.0, abs=1e-9)
+    assert result.entropies[-1] == pytest.approx(posterior_entropy(resp))
+    assert np.all(np.diff(result.entropies) >= -1e-9)  # merging never raises EN
+    np.testing.assert_allclose(result.posteriors(resp).sum(axis=1), 1.0)
+
+
+def test_well_separated_gaussian_clusters_are_not_merged():
+    rng = np.random.default_rng(1)
+    centers = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [8.0, 8.0]])
+    X = np.vstack([rng.normal(size=(400, 2)) + c for c in centers])
+    truth = np.repeat(np.arange(4), 400)
+    gm = GaussianMixture(4, random_state=0).fit(X)
+    result = merge_components(gm.predict_proba(X))
+    assert result.n_segments == 4 and sorted(result.component_segment) == [0, 1, 2, 3]
+    assert adjusted_rand_index(truth, result.posteriors(gm.predict_proba(X)).argmax(1)) == 1.0
+
+
+def test_a_skewed_cluster_fitted_by_several_components_ends_in_one_segment():
+    rng = np.random.default_rng(0)
+    skewed = np.exp(rng.normal(size=(1500, 2)) * [0.8, 0.5])
+    X = np.vstack([skewed, rng.normal(size=(500, 2)) * 0.5 + [12.0, 6.0]])
+    truth = np.repeat([0, 1], [1500, 500])
+    res = select_model(X, range(1, 7), ["full"], n_init=2, random_state=0)
+    assert res.best.n_components >= 3  # BIC fits the skewed cluster with several components
+    resp = res.best.predict_proba(X)
+    result = merge_components(resp)
+    assert result.n_segments == 2
+    assert adjusted_rand_index(truth, result.posteriors(resp).argmax(1)) == 1.0
+
+
+def test_a_fixed_number_of_segments_cuts_the_same_path():
+    rng = np.random.default_rng(2)
+    resp = rng.dirichlet(np.ones(6), size=300)
+    full = merge_components(resp, "entropy")
+    for s in range(1, 7):
+        cut = merge_components(resp, "entropy", n_segments=s)
+        assert cut.n_segments == s and cut.path == full.path
+        assert len(set(cut.component_segment)) == s
+
+
+def test_elbow_of_a_two_piece_line():
+    assert elbow([0.0, 10.0, 20.0, 21.0, 22.0, 23.0]) == 3
+    assert elbow([0.0, 1.0]) == 2
+
+
+@pytest.mark.parametrize(
+    ("resp", "kwargs", "message"),
+    [
+        (np.ones((3, 2)), {}, "sum to 1"),
+        (np.full((3, 2), np.nan), {}, "finite"),
+        (np.ones(3), {}, "shape"),
+        (np.full((3, 2), 0.5), {"method": "ward"}, "method"),
+        (np.full((3, 2), 0.5), {"n_segments": 3}, "n_segments"),
+        (np.full((3, 2), 0.5), {"cutoff": 2.0}, "cutoff"),
+    ],
+)
+def test_bad_input_is_named(resp, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        merge_components(resp, **kwargs)
