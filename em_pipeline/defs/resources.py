@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from em_core.power import POWER_METHODS
 from em_pipeline import settings
 from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
 from em_pipeline.lib.sample_data import SampleDrop, write_sample_drop
@@ -115,6 +116,17 @@ class CustomerSchemaResource(dg.ConfigurableResource):
         default=[f.name for f in DEFAULT_FEATURES if f.transform == "log1p"],
         description="Skewed money/count features transformed with log1p before standardising.",
     )
+    power_transform: bool = Field(
+        default=False,
+        description="Transform every feature not pinned in pinned_transforms by a power "
+        "transform with λ by maximum likelihood (Box-Cox when all values are positive, "
+        "Yeo-Johnson otherwise) instead of log1p_features / the identity.",
+    )
+    pinned_transforms: dict[str, str] = Field(
+        default={},
+        description="Per-feature transform that overrides the others: 'auto', 'boxcox', "
+        "'yeojohnson', 'log1p' or 'none'.",
+    )
     allow_negative: list[str] = Field(
         default=[],
         description="Features that may be negative; a negative value elsewhere is quarantined.",
@@ -125,21 +137,30 @@ class CustomerSchemaResource(dg.ConfigurableResource):
     )
 
     def get(self) -> CustomerSchema:
-        unknown = sorted(set(self.log1p_features + self.allow_negative) - set(self.features))
+        named = [*self.log1p_features, *self.allow_negative, *self.pinned_transforms]
+        unknown = sorted(set(named) - set(self.features))
         if unknown:
-            raise ValueError(f"log1p_features/allow_negative name unknown features {unknown}")
+            raise ValueError(
+                f"log1p_features/allow_negative/pinned_transforms name unknown features {unknown}"
+            )
+        bad = {k: v for k, v in self.pinned_transforms.items() if v not in POWER_METHODS}
+        if bad:
+            raise ValueError(f"pinned_transforms {bad}: each must be one of {POWER_METHODS}")
         return CustomerSchema(
             id_column=self.id_column,
             features=tuple(
-                Feature(
-                    name,
-                    "log1p" if name in self.log1p_features else "none",
-                    name not in self.allow_negative,
-                )
+                Feature(name, self._transform(name), name not in self.allow_negative)
                 for name in self.features
             ),
             label_feature=self.label_feature,
         )
+
+    def _transform(self, name: str) -> str:
+        if name in self.pinned_transforms:
+            return self.pinned_transforms[name]
+        if self.power_transform:
+            return "auto"
+        return "log1p" if name in self.log1p_features else "none"
 
 
 # --------------------------------------------------------------------------------------- storage

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Transform = Literal["log1p", "none"]
+#: Per-feature transform before standardising (see :mod:`em_core.power`): "auto" = Box-Cox for
+#: positive values, Yeo-Johnson otherwise, λ by maximum likelihood.
+Transform = Literal["auto", "boxcox", "yeojohnson", "log1p", "none"]
 
 
 @dataclass(frozen=True)

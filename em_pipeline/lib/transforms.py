@@ -1,9 +1,11 @@
-"""The documented feature transform: ``log1p`` for skewed money/count features, then standardise.
+"""The documented feature transform: a per-feature transform g, then standardise.
 
-``z = (g(x) - center) / scale`` with ``g = log1p`` or the identity per feature; ``center`` and
-``scale`` are the mean and standard deviation of the *observed* values of ``g(x)``. NaN stays NaN.
-The fitted transform is stored with the model, so profiles and scores are reported in original
-units.
+``z = (g(x) - center) / scale`` with ``g`` one of em_core's :mod:`~em_core.power` transforms per
+feature: the identity, ``log1p``, or a Box-Cox / Yeo-Johnson power transform whose λ is fitted by
+maximum likelihood on the observed values (``"auto"``: Box-Cox when every value is positive);
+``center`` and ``scale`` are the mean and standard deviation of the *observed* values of ``g(x)``.
+NaN stays NaN. The fitted transform (methods, λ, centre, scale) is stored with the model, so
+profiles and scores are reported in original units.
 """
 
 from __future__ import annotations
@@ -13,28 +15,41 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from em_core import power
 from em_pipeline.lib.schema import CustomerSchema
 
 
 @dataclass(frozen=True)
 class FeatureTransform:
     features: tuple[str, ...]
-    log1p: tuple[bool, ...]
+    methods: tuple[str, ...]  # per feature: "none", "log1p", "boxcox" or "yeojohnson"
+    lambdas: tuple[float | None, ...]  # λ of the power transforms, None for the fixed ones
     center: tuple[float, ...]
     scale: tuple[float, ...]
 
     @classmethod
     def fit(cls, df: pd.DataFrame, schema: CustomerSchema) -> FeatureTransform:
         names = schema.feature_names
-        logs = tuple(f.transform == "log1p" for f in schema.features)
-        g = _forward(df[names].to_numpy(dtype=float), logs)
-        if np.isnan(g).all(axis=0).any():
-            empty = [n for n, e in zip(names, np.isnan(g).all(axis=0), strict=True) if e]
+        x = df[names].to_numpy(dtype=float)
+        empty = [n for n, e in zip(names, np.isnan(x).all(axis=0), strict=True) if e]
+        if empty:
             raise ValueError(f"feature(s) {empty} have no observed value; cannot standardise")
+        methods, lambdas = [], []
+        for j, feature in enumerate(schema.features):
+            try:
+                method = power.resolve_method(x[:, j], feature.transform)
+                lambdas.append(power.fit_lambda(x[:, j], method))
+            except ValueError as e:
+                raise ValueError(f"feature {feature.name!r}: {e}") from e
+            methods.append(method)
+        g = _forward(x, methods, lambdas, names)
         center = np.nanmean(g, axis=0)
         scale = np.nanstd(g, axis=0)
         scale = np.where(scale > 0, scale, 1.0)
-        return cls(tuple(names), logs, tuple(map(float, center)), tuple(map(float, scale)))
+        return cls(
+            tuple(names), tuple(methods), tuple(lambdas), tuple(map(float, center)),
+            tuple(map(float, scale)),
+        )  # fmt: skip
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         """(n, d) float array of standardised features; NaN where the input is missing."""
@@ -42,41 +57,52 @@ class FeatureTransform:
         if missing:
             raise ValueError(f"input lacks feature column(s) {missing}")
         x = df[list(self.features)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-        return (_forward(x, self.log1p) - np.asarray(self.center)) / np.asarray(self.scale)
+        g = _forward(x, self.methods, self.lambdas, self.features)
+        return (g - np.asarray(self.center)) / np.asarray(self.scale)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         """Back to original units (works on (..., d) arrays, e.g. multiple imputations)."""
         g = np.asarray(z, dtype=float) * np.asarray(self.scale) + np.asarray(self.center)
         out = g.copy()
-        for j, is_log in enumerate(self.log1p):
-            if is_log:
-                out[..., j] = np.expm1(g[..., j])
+        for j, (method, lam) in enumerate(zip(self.methods, self.lambdas, strict=True)):
+            out[..., j] = power.inverse(g[..., j], method, lam)
         return out
+
+    def describe(self) -> list[str]:
+        """One phrase per feature, e.g. "boxcox(λ=0.12)"."""
+        return [
+            m if lam is None else f"{m}(λ={lam:.4g})"
+            for m, lam in zip(self.methods, self.lambdas, strict=True)
+        ]
 
     def to_dict(self) -> dict:
         return {
             "features": list(self.features),
-            "log1p": list(self.log1p),
+            "methods": list(self.methods),
+            "lambdas": list(self.lambdas),
             "center": list(self.center),
             "scale": list(self.scale),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureTransform:
+        if "methods" in d:
+            methods = tuple(str(m) for m in d["methods"])
+            lambdas = tuple(None if v is None else float(v) for v in d["lambdas"])
+        else:  # written before power transforms: a log1p flag per feature
+            methods = tuple("log1p" if v else "none" for v in d["log1p"])
+            lambdas = (None,) * len(methods)
         return cls(
-            tuple(d["features"]),
-            tuple(bool(v) for v in d["log1p"]),
-            tuple(float(v) for v in d["center"]),
-            tuple(float(v) for v in d["scale"]),
-        )
+            tuple(d["features"]), methods, lambdas,
+            tuple(float(v) for v in d["center"]), tuple(float(v) for v in d["scale"]),
+        )  # fmt: skip
 
 
-def _forward(x: np.ndarray, logs: tuple[bool, ...]) -> np.ndarray:
-    g = np.array(x, dtype=float, copy=True)
-    for j, is_log in enumerate(logs):
-        if is_log:
-            col = g[:, j]
-            if np.nanmin(col, initial=0.0) <= -1.0:
-                raise ValueError("log1p feature has values <= -1")
-            g[:, j] = np.log1p(col)
+def _forward(x: np.ndarray, methods, lambdas, names) -> np.ndarray:
+    g = np.empty_like(x, dtype=float)
+    for j, (method, lam) in enumerate(zip(methods, lambdas, strict=True)):
+        try:
+            g[:, j] = power.forward(x[:, j], method, lam)
+        except ValueError as e:
+            raise ValueError(f"feature {names[j]!r}: {e}") from e
     return g

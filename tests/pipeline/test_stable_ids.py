@@ -25,7 +25,9 @@ CENTRES = np.array(
         [0.0, -4.0, -4.0, 4.0],
     ]
 )
-TRANSFORM = FeatureTransform(tuple(SCHEMA.feature_names), (False,) * D, (0.0,) * D, (1.0,) * D)
+TRANSFORM = FeatureTransform(
+    tuple(SCHEMA.feature_names), ("none",) * D, (None,) * D, (0.0,) * D, (1.0,) * D
+)
 
 
 def _fit(centres: list[int], seed: int = 0) -> GaussianMixture:

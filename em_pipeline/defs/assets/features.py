@@ -1,4 +1,5 @@
-"""``customer_features``: standardised feature matrix (log1p for skewed features), NaN kept."""
+"""``customer_features``: standardised feature matrix (log1p or a fitted power transform per
+feature), NaN kept."""
 
 import dagster as dg
 import pandas as pd
@@ -17,8 +18,9 @@ TRANSFORM = "transform.json"
     group_name="segmentation",
     kinds={"pandas", "parquet"},
     deps=["raw_customers"],
-    description="z = (g(x) - mean) / std per feature, g = log1p for skewed money/counts and the "
-    "identity otherwise; mean/std over observed values; missing cells stay NaN.",
+    description="z = (g(x) - mean) / std per feature, g = the schema's transform (log1p for "
+    "skewed money/counts, or a Box-Cox / Yeo-Johnson power transform with λ by maximum "
+    "likelihood, or the identity); mean/std over observed values; missing cells stay NaN.",
 )
 def customer_features(
     context: dg.AssetExecutionContext,
@@ -38,7 +40,7 @@ def customer_features(
     table = pd.DataFrame(
         {
             "feature": transform.features,
-            "log1p": transform.log1p,
+            "transform": transform.describe(),
             "center": transform.center,
             "scale": transform.scale,
             "missing_rate": [missing[f] for f in transform.features],

@@ -321,6 +321,10 @@ def segment_model(
             "k_range": f"{ks[0]}..{ks[-1]}",
             "covariance_types": ",".join(covs),
             **fit_params,
+            **{
+                f"transform/{name}": how
+                for name, how in zip(transform.features, transform.describe(), strict=True)
+            },
         },
         metrics={
             "chosen_n_components": chosen[0],

@@ -1,0 +1,71 @@
+"""Box-Cox and Yeo-Johnson transforms (em_core.power): λ by maximum likelihood recovers a known λ,
+agrees with SciPy's independent optimiser, and the inverse undoes the transform."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from em_core.power import fit_lambda, forward, inverse, resolve_method
+
+
+def _from_normal(method: str, lam: float, n: int = 20_000, seed: int = 0) -> np.ndarray:
+    """x whose transform with λ is exactly normal (inside the transform's range)."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(3.0, 0.5, n) if lam >= 0 else rng.normal(-0.8, 0.2, n)
+    return inverse(y, method, lam)
+
+
+@pytest.mark.parametrize("lam", [-0.5, 0.0, 0.25, 0.5, 1.0])
+def test_box_cox_recovers_a_known_lambda_and_agrees_with_scipy(lam):
+    x = _from_normal("boxcox", lam)
+    fitted = fit_lambda(x, "boxcox")
+    assert fitted == pytest.approx(lam, abs=0.06)
+    assert fitted == pytest.approx(stats.boxcox_normmax(x, method="mle"), abs=1e-5)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0, 1.5])
+def test_yeo_johnson_recovers_a_known_lambda_and_agrees_with_scipy(lam):
+    y = np.random.default_rng(1).normal(0.0, 1.0, 20_000)  # both branches, inside the range
+    x = inverse(y, "yeojohnson", lam)
+    fitted = fit_lambda(x, "yeojohnson")
+    assert fitted == pytest.approx(lam, abs=0.08)
+    assert fitted == pytest.approx(stats.yeojohnson_normmax(x), abs=1e-5)
+
+
+@pytest.mark.parametrize("method", ["boxcox", "yeojohnson", "log1p", "none"])
+def test_inverse_undoes_the_transform_and_nan_stays_nan(method):
+    rng = np.random.default_rng(2)
+    x = np.exp(rng.normal(1.0, 1.0, 500))
+    if method == "yeojohnson":
+        x = x - 3.0  # negative values too
+    x[::7] = np.nan
+    lam = fit_lambda(x, method)
+    y = forward(x, method, lam)
+    assert np.array_equal(np.isnan(y), np.isnan(x))
+    np.testing.assert_allclose(inverse(y, method, lam), x, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_is_box_cox_for_positive_values_and_yeo_johnson_otherwise():
+    assert resolve_method([1.0, 2.0, np.nan], "auto") == "boxcox"
+    assert resolve_method([0.0, 2.0, 3.0], "auto") == "yeojohnson"
+    assert resolve_method([-1.0, 2.0, 3.0], "auto") == "yeojohnson"
+    assert resolve_method([0.0, 2.0], "log1p") == "log1p"
+
+
+def test_inverse_maps_values_beyond_the_range_to_its_edge():
+    # Box-Cox with λ = 0.5 maps x > 0 onto y > -2; an average or imputed y below is clipped
+    assert inverse(np.array([-2.5]), "boxcox", 0.5)[0] == pytest.approx(0.0, abs=1e-300)
+    assert np.isfinite(inverse(np.array([-2.5, 10.0]), "boxcox", 0.5)).all()
+
+
+@pytest.mark.parametrize(
+    ("x", "method", "message"),
+    [
+        ([1.0, 2.0, 0.0], "boxcox", "positive"),
+        ([1.0, 1.0, 1.0, np.nan], "boxcox", "3 distinct"),
+        ([1.0, 2.0, 3.0], "cube", "transform must be one of"),
+    ],
+)
+def test_bad_input_is_named(x, method, message):
+    with pytest.raises(ValueError, match=message):
+        fit_lambda(x, resolve_method(x, method))
