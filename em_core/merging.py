@@ -11,8 +11,13 @@ customer's segment is argmax_s τ_is. Both criteria merge one pair of groups at 
         p̂(j→i) = Σ_x τ_xj 1[τ_xi > τ_xj] / Σ_x τ_xj,
 
     is the share of j's expected members that the data put closer to i. The pair with the largest
-    max(p̂(i→j), p̂(j→i)) is merged while that value is at least ``cutoff`` (Hennig's 0.025: two
-    groups that exchange less than 2.5 % of their members are kept apart).
+    max(p̂(i→j), p̂(j→i)) is merged. Hennig merges while that value is at least ``cutoff``
+    (0.025: two groups that exchange less than 2.5 % of their members are kept apart;
+    ``stop="cutoff"``). Segments of real customers overlap too, so the merges that cutoff allows
+    may go one step past the segments; the default ``stop="gap"`` stops, among the levels the
+    cutoff allows, after the merge whose value most exceeds the next one's (the largest drop of
+    log p̂ along the path, the next value 0 when the cutoff ends the path): merges of components
+    of one segment have values of one order, and the first merge of two segments a smaller one.
 
 ``"entropy"`` — Baudry, Raftery, Celeux, Lo & Gottardo (2010), mclust's ``clustCombi``: the pair
     whose union lowers the posterior entropy EN = −Σ_x Σ_s τ_xs log τ_xs the most is merged, down to
@@ -34,6 +39,8 @@ MergeMethod = Literal["demp", "entropy"]
 MERGE_METHODS: tuple[MergeMethod, ...] = ("demp", "entropy")
 #: Hennig (2010)'s default cutoff for DEMP.
 DEMP_CUTOFF = 0.025
+DempStop = Literal["gap", "cutoff"]
+DEMP_STOPS: tuple[DempStop, ...] = ("gap", "cutoff")
 
 
 @dataclass(frozen=True)
@@ -109,12 +116,14 @@ def merge_components(
     *,
     cutoff: float | None = None,
     n_segments: int | None = None,
+    stop: DempStop = "gap",
 ) -> MergeResult:
     """Merge the components whose posteriors are ``resp`` (n, K) into segments.
 
     The greedy path always runs down to one segment (it is the merge path a plot shows); the
-    chosen level is ``n_segments`` if given, else for "demp" the last level before the largest
-    DEMP falls below ``cutoff`` (default 0.025) and for "entropy" the elbow of EN.
+    chosen level is ``n_segments`` if given, else for "demp" the level ``stop`` picks among those
+    whose merges all had DEMP ≥ ``cutoff`` (default 0.025; "cutoff": the last of them, "gap": the
+    one after the largest relative drop) and for "entropy" the elbow of EN.
     """
     resp = _check_resp(resp)
     if method not in MERGE_METHODS:
@@ -125,11 +134,13 @@ def merge_components(
     cutoff = DEMP_CUTOFF if cutoff is None else float(cutoff)
     if not 0.0 <= cutoff <= 1.0:
         raise ValueError(f"cutoff must be in [0, 1], got {cutoff}")
+    if stop not in DEMP_STOPS:
+        raise ValueError(f"stop must be one of {DEMP_STOPS}, got {stop!r}")
     path, entropies = _greedy_path(resp, demp if method == "demp" else entropy_decrease)
     if n_segments is not None:
         chosen = n_segments
     elif method == "demp":
-        chosen = next((step.n_segments + 1 for step in path if step.value < cutoff), 1)
+        chosen = _demp_level(path, k, cutoff, stop)
     else:
         chosen = elbow(entropies)
     groups = _groups_at(k, path, chosen)
@@ -163,6 +174,20 @@ def _greedy_path(resp: FloatArray, score) -> tuple[list[MergeStep], list[float]]
         path.append(MergeStep(len(alive), a, b, float(value), en))
         entropies.append(en)
     return path, entropies[::-1]
+
+
+def _demp_level(path: list[MergeStep], k: int, cutoff: float, stop: str) -> int:
+    """Number of segments DEMP keeps: see the module docstring."""
+    allowed = 0
+    while allowed < len(path) and path[allowed].value >= cutoff:
+        allowed += 1
+    if allowed == 0 or stop == "cutoff":
+        return k - allowed
+    values = [step.value for step in path[:allowed]]
+    values.append(path[allowed].value if allowed < len(path) else 0.0)
+    tiny = np.finfo(float).tiny
+    drops = [np.log(values[j]) - np.log(max(values[j + 1], tiny)) for j in range(allowed)]
+    return k - (int(np.argmax(drops)) + 1)
 
 
 def elbow(entropies: list[float]) -> int:

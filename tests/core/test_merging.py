@@ -6,6 +6,8 @@ import pytest
 
 from em_core import GaussianMixture, adjusted_rand_index, select_model
 from em_core.merging import (
+    MergeStep,
+    _demp_level,
     demp,
     elbow,
     entropy_decrease,
@@ -84,6 +86,28 @@ def test_a_fixed_number_of_segments_cuts_the_same_path():
         assert len(set(cut.component_segment)) == s
 
 
+def _path(values: list[float]) -> list[MergeStep]:
+    k = len(values) + 1
+    return [MergeStep(k - 1 - i, 0, i + 1, v, 0.0) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    ("values", "gap", "cutoff"),
+    [
+        # components of four segments, then the first merge of two segments (measured on the
+        # sample generator at 20,000 customers): the cutoff allows one merge too many
+        ([0.4365, 0.3561, 0.029, 0.0146, 0.0057], 4, 3),
+        ([0.286, 0.325, 0.224, 0.16, 1e-9], 2, 2),  # every merge allowed, the last gap decides
+        ([0.0406, 0.0159, 0.006], 3, 3),  # one merge allowed: nothing to choose
+        ([0.01, 0.001], 3, 3),  # nothing overlaps enough: no merge
+    ],
+)
+def test_demp_stops_after_the_largest_drop_among_the_merges_the_cutoff_allows(values, gap, cutoff):
+    k = len(values) + 1
+    assert _demp_level(_path(values), k, 0.025, "gap") == gap
+    assert _demp_level(_path(values), k, 0.025, "cutoff") == cutoff
+
+
 def test_elbow_of_a_two_piece_line():
     assert elbow([0.0, 10.0, 20.0, 21.0, 22.0, 23.0]) == 3
     assert elbow([0.0, 1.0]) == 2
@@ -98,6 +122,7 @@ def test_elbow_of_a_two_piece_line():
         (np.full((3, 2), 0.5), {"method": "ward"}, "method"),
         (np.full((3, 2), 0.5), {"n_segments": 3}, "n_segments"),
         (np.full((3, 2), 0.5), {"cutoff": 2.0}, "cutoff"),
+        (np.full((3, 2), 0.5), {"stop": "never"}, "stop"),
     ],
 )
 def test_bad_input_is_named(resp, kwargs, message):
