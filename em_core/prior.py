@@ -9,11 +9,12 @@ is then the posterior mode:
 
 and each model's covariance formula on W̃_k with its denominators raised by the prior's degrees
 of freedom (VVV: Σ_k = W̃_k / (ν_P + n_k + d + 2); EEE: Λ_P added once,
-(Λ_P + Σ_k (W̃_k − Λ_P)) / (ν_P + n + d + 1 + K); …). em_core follows mclust 6's Fortran step
-for step, including where it departs from the paper: EII adds no Λ_P and measures the scatter
-around the posterior mean; EEI keeps ȳ_k as the mean; EEV uses κ = 0; VEV adds no degrees of
-freedom. mclust has no prior step for VEE, EVE, VVE and EVV; em_core gives them VEV's:
-their M-step on W̃_k with unchanged masses.
+(Λ_P + Σ_k (W̃_k − Λ_P)) / (ν_P + n + d + 1 + K); …). em_core follows the Fortran of mclust 6's
+EM routines (``me*p``, which mclustBIC runs; its one-step ``ms*p`` differ in the EEI, EVI, EII
+and EEV denominators) step for step, including where they depart from the paper: EII adds no
+Λ_P and ν_P + 2 + K d; EEI keeps ȳ_k as the mean; EEI, EVI and EEV add ν_P + 1 (+ d for EEV)
++ 1 if κ > 0; VEV adds no degrees of freedom. mclust has no prior step for VEE, EVE, VVE and
+EVV; em_core gives them VEV's: their M-step on W̃_k with unchanged masses.
 
 mclust's default (``defaultPrior``): κ = 0.01, μ_P = the column means, ν_P = d + 2, and
 Λ_P = var(X) / K^{2/d} for ellipsoidal models, Σ_j var(X_j) / (d K^{2/d}) for diagonal and
@@ -35,7 +36,7 @@ from ._typing import FloatArray
 #: Models whose prior scale is a scalar (diagonal and spherical covariances).
 _SCALAR_SCALE = frozenset({"EII", "VII", "EEI", "VEI", "EVI", "VVI"})
 #: Models whose means mclust does not shrink.
-_UNSHRUNK_MEANS = frozenset({"EEI", "EEV"})
+_UNSHRUNK_MEANS = frozenset({"EEI"})
 _FIELDS = ("shrinkage", "mean", "dof", "scale")
 
 
@@ -186,7 +187,7 @@ class PriorTerms:
 
     @classmethod
     def of(cls, prior: Prior, model: str, nk: FloatArray, ybar: FloatArray) -> "PriorTerms":
-        kappa = 0.0 if model == "EEV" else prior.shrinkage
+        kappa = prior.shrinkage
         c = kappa * nk / (nk + kappa)
         b = ybar - prior.mean
         means = (
@@ -195,8 +196,6 @@ class PriorTerms:
             else (nk[:, None] * ybar + kappa * prior.mean) / (nk + kappa)[:, None]
         )
         trace_extra = c * np.sum(b**2, axis=1)
-        if model == "EII":
-            trace_extra = trace_extra + nk * np.sum((ybar - means) ** 2, axis=1)
         scalar = model in _SCALAR_SCALE
         return cls(
             means=means,
@@ -215,8 +214,8 @@ class PriorTerms:
         k, d, nu = n_components, n_features, self.prior.dof
         e = 1.0 if self.prior.shrinkage > 0 else 0.0
         return {
-            "EII": nu + 2.0 + e * k * d, "VII": nu + 2.0 + e * d,
-            "EEI": nu + 2.0 + e * k, "EVI": nu + 2.0 + e * k,
+            "EII": nu + 2.0 + k * d, "VII": nu + 2.0 + e * d,
+            "EEI": nu + 1.0 + e, "EVI": nu + 1.0 + e,
             "VEI": nu + 2.0 + e, "VVI": nu + 2.0 + e,
-            "EEE": nu + d + 1.0 + e * k, "VVV": nu + d + 1.0 + e, "EEV": nu + d + 1.0,
+            "EEE": nu + d + 1.0 + e * k, "VVV": nu + d + 1.0 + e, "EEV": nu + d + 1.0 + e,
         }.get(model, 0.0)  # fmt: skip
