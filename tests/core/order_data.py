@@ -18,6 +18,15 @@ def order_segments(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_order_data` and each customer's true segment: 2·one_time + loyal, four
     segments (casual and loyal repeat buyers, casual and loyal one-time buyers)."""
+    raw, truth = order_segments_raw(n, seed, one_time_share)
+    X = np.log1p(np.column_stack(list(raw.values())))
+    return (X - X.mean(axis=0)) / X.std(axis=0), truth
+
+
+def order_segments_raw(
+    n: int, seed: int = 0, one_time_share: float = 0.4
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The order data's columns in original units (visit rate per 100 days) and the truth."""
     rng = np.random.default_rng(seed)
     tenure = rng.integers(1, 730, n).astype(float)
     one_time = rng.random(n) < one_time_share
@@ -31,9 +40,8 @@ def order_segments(
     spend = np.round(rng.lognormal(np.where(loyal, 4.0, 3.2), 0.6, n), 2)
     whales = rng.random(n) < 0.005
     spend[whales] *= rng.uniform(20, 60, whales.sum())
-    X = np.log1p(np.column_stack([orders, items, visit_rate * 100, recency, spend]))
-    truth = 2 * one_time.astype(int) + loyal.astype(int)
-    return (X - X.mean(axis=0)) / X.std(axis=0), truth
+    columns = dict(zip(COLUMNS, [orders, items, visit_rate * 100, recency, spend], strict=True))
+    return columns, 2 * one_time.astype(int) + loyal.astype(int)
 
 
 STORE_COLUMNS = ("total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order")
