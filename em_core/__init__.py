@@ -5,7 +5,7 @@ numpy and scipy only; knows nothing of Dagster, MLflow or pandas.
 
 __version__ = "0.1.0"
 
-from .alignment import align_labels, bhattacharyya, component_distances
+from .alignment import align_labels, bhattacharyya, component_distances, match_segments
 from .backends import DaskSource, ParquetSource, fit_parquet, open_source
 from .drift import (
     adjusted_rand_index,
@@ -34,6 +34,7 @@ __all__ = [
     "component_distances",
     "expected_transitions",
     "fit_parquet",
+    "match_segments",
     "n_parameters",
     "open_source",
     "population_stability_index",

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ._typing import FloatArray
+from ._typing import ArrayLike, FloatArray
 
 
 def _full_covariances(gm) -> FloatArray:
@@ -55,3 +55,30 @@ def align_labels(gm, reference) -> np.ndarray:
     perm = np.full(cost.shape[0], -1, dtype=np.int64)
     perm[rows] = cols
     return perm
+
+
+def match_segments(proba_new: ArrayLike, proba_old: ArrayLike) -> tuple[np.ndarray, FloatArray]:
+    """Match tonight's segments to the champion's by where their customers come from.
+
+    ``proba_new`` (n, S_new) and ``proba_old`` (n, S_old) are the segment posteriors of the same
+    n customers under tonight's and the champion's model (each a mixture of any number of
+    components, so no distance between single Gaussians applies). The expected transitions
+    T = P_newᵀ P_old (:func:`em_core.drift.expected_transitions`) count how many of new segment
+    i's customers the champion put in segment j. i continues j when the match is a **mutual
+    majority**: more than half of i's mass comes from j and more than half of j's mass goes to
+    i. Such pairs are one-to-one by construction; a split, a merge or a new group of customers
+    leaves the segments involved unmatched (new ids, retired ids) instead of guessing.
+
+    Returns ``match`` (S_new,), the champion segment of each new one or −1, and ``T``.
+    """
+    p = np.asarray(proba_new, dtype=np.float64)
+    q = np.asarray(proba_old, dtype=np.float64)
+    if p.ndim != 2 or q.ndim != 2 or p.shape[0] != q.shape[0]:
+        raise ValueError("posteriors must be (n, S_new) and (n, S_old) with the same n")
+    transitions = p.T @ q
+    from_share = transitions / np.maximum(transitions.sum(axis=1, keepdims=True), 1e-300)
+    to_share = transitions / np.maximum(transitions.sum(axis=0, keepdims=True), 1e-300)
+    match = np.full(p.shape[1], -1, dtype=np.int64)
+    for i, j in zip(*np.nonzero((from_share > 0.5) & (to_share > 0.5)), strict=True):
+        match[i] = j
+    return match, transitions
