@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from em_core.merging import segment_posteriors
 from em_pipeline.lib.schema import CustomerSchema
 from em_pipeline.lib.transforms import FeatureTransform
 
@@ -67,8 +68,9 @@ def segment_labels(means: np.ndarray, mapping: list[int], schema: CustomerSchema
 class SegmentBundle:
     """Everything needed to score customers given in original units.
 
-    ``component_to_segment[i]`` is the segment id of the model's component i; ``labels`` maps a
-    segment id to its label. Probability columns are ordered by ascending segment id.
+    ``component_to_segment[i]`` is the segment id of the model's component i (several
+    components may form one segment); ``labels`` maps a segment id to its label. Probability
+    columns are ordered by ascending segment id.
     """
 
     model: Any  # em_core.GaussianMixture
@@ -80,8 +82,8 @@ class SegmentBundle:
 
     def __post_init__(self) -> None:
         ids = [int(v) for v in self.component_to_segment]
-        if len(set(ids)) != len(ids) or min(ids, default=0) < 0:
-            raise ValueError(f"segment ids must be distinct and non-negative: {ids}")
+        if min(ids, default=0) < 0:
+            raise ValueError(f"segment ids must be non-negative: {ids}")
         if len(ids) != self.model.n_components:
             raise ValueError("component_to_segment needs one id per model component")
         if isinstance(self.labels, list | tuple):  # labels by rank (first-night numbering)
@@ -111,24 +113,23 @@ class SegmentBundle:
 
     @property
     def n_segments(self) -> int:
-        return len(self.component_to_segment)
+        return len(set(self.component_to_segment))
 
     @property
     def segment_ids(self) -> list[int]:
         """Segment ids in ascending order (the order of the probability columns)."""
-        return sorted(self.component_to_segment)
+        return sorted(set(self.component_to_segment))
 
     def _columns(self) -> np.ndarray:
-        """Probability column of each component."""
+        """Probability column of each component (components of one segment share one)."""
         ids = self.segment_ids
         return np.array([ids.index(s) for s in self.component_to_segment], dtype=np.int64)
 
     def probabilities(self, df: pd.DataFrame) -> np.ndarray:
-        """(n, K) posterior probabilities with columns in ascending segment id order."""
+        """(n, S) segment posteriors, columns in ascending segment id order: a segment's
+        probability is the sum of its components' (one component per segment unless merged)."""
         proba = self.model.predict_proba(self.transform.transform(df))
-        out = np.empty_like(proba)
-        out[:, self._columns()] = proba
-        return out
+        return segment_posteriors(proba, self._columns().tolist(), self.n_segments)
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
         """segment, segment_label, confidence and prob_segment_<id> for each input row."""
