@@ -203,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
 def summary(home: Path, run_date: str) -> str:
     import pandas as pd
 
+    from em_pipeline.lib import artifacts
+
     part = home / "runs" / run_date
-    model = json.loads((part / "segment_model.json").read_text())
-    ingest = json.loads((part / "ingest_summary.json").read_text())
-    drift = json.loads((part / "drift_summary.json").read_text())
-    profiles = pd.read_parquet(part / "segment_profiles.parquet")
+    model = json.loads((part / artifacts.MODEL_JSON).read_text())
+    ingest = json.loads((part / artifacts.SUMMARY).read_text())
+    drift = json.loads((part / artifacts.DRIFT_SUMMARY).read_text())
+    profiles = pd.read_parquet(part / artifacts.PROFILES)
     info = model["info"]
     k = len(model["labels"])
     cov = model["model"].get("hyperparameters", {}).get("covariance_type", "?")
@@ -215,7 +217,7 @@ def summary(home: Path, run_date: str) -> str:
         "",
         f"Done. Everything is under {home}",
         f"  input: {ingest['n_input_rows']} rows, {ingest['n_valid']} valid customers, "
-        f"{ingest['n_quarantined']} quarantined ({part / 'quarantine.parquet'})",
+        f"{ingest['n_quarantined']} quarantined ({part / artifacts.QUARANTINE})",
         f"  chosen model: K={k} segments, covariance '{cov}' "
         f"({info.get('criterion', 'bic').upper()}, lower is better); kept start: "
         f"{info.get('best_init')}",

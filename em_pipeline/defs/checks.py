@@ -5,10 +5,6 @@ import math
 import dagster as dg
 import pandas as pd
 
-from em_pipeline.defs.assets.drift import DRIFT_SEGMENTS, DRIFT_SUMMARY, segment_drift
-from em_pipeline.defs.assets.ingest import SNAPSHOT, SUMMARY, raw_customers
-from em_pipeline.defs.assets.model import MODEL_JSON, SELECTION, segment_model
-from em_pipeline.defs.assets.segments import PROFILES, SEGMENTS, customer_segments, segment_profiles
 from em_pipeline.defs.config import (
     DriftAriConfig,
     DriftDistanceConfig,
@@ -19,6 +15,16 @@ from em_pipeline.defs.config import (
 )
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import CustomerSchemaResource, MlflowTracker, PipelineStorage
+from em_pipeline.lib.artifacts import (
+    DRIFT_SEGMENTS,
+    DRIFT_SUMMARY,
+    MODEL_JSON,
+    PROFILES,
+    SEGMENTS,
+    SELECTION,
+    SNAPSHOT,
+    SUMMARY,
+)
 
 
 def _run_date(context: dg.AssetCheckExecutionContext) -> str:
@@ -26,7 +32,7 @@ def _run_date(context: dg.AssetCheckExecutionContext) -> str:
 
 
 @dg.asset_check(
-    asset=raw_customers,
+    asset="raw_customers",
     blocking=True,
     partitions_def=daily_partitions,
     description="Snapshot has exactly the schema's columns with float features and "
@@ -65,7 +71,7 @@ def raw_schema(
 
 
 @dg.asset_check(
-    asset=raw_customers,
+    asset="raw_customers",
     blocking=True,
     partitions_def=daily_partitions,
     description="Share of quarantined input rows is at most max_share.",
@@ -91,7 +97,7 @@ def quarantine_share_below_threshold(
 
 
 @dg.asset_check(
-    asset=segment_model,
+    asset="segment_model",
     blocking=True,
     partitions_def=daily_partitions,
     description="Every candidate that produced a fit has a finite log-likelihood and "
@@ -129,7 +135,7 @@ def candidates_finite_and_chosen_converged(
 
 
 @dg.asset_check(
-    asset=customer_segments,
+    asset="customer_segments",
     blocking=True,
     partitions_def=daily_partitions,
     description="Every valid customer of the snapshot is scored exactly once and the "
@@ -165,7 +171,7 @@ def segments_cover_snapshot(
 
 
 @dg.asset_check(
-    asset=segment_profiles,
+    asset="segment_profiles",
     blocking=True,
     partitions_def=daily_partitions,
     description="No segment holds less than min_share of the customers.",
@@ -245,7 +251,7 @@ def _drift_gate(
 
 
 @dg.asset_check(
-    asset=segment_drift,
+    asset="segment_drift",
     blocking=True,
     partitions_def=daily_partitions,
     description="Adjusted Rand index between the champion's and tonight's segments of the common "
@@ -270,7 +276,7 @@ def drift_ari_above_min(
 
 
 @dg.asset_check(
-    asset=segment_drift,
+    asset="segment_drift",
     blocking=True,
     partitions_def=daily_partitions,
     description="Population stability index of every feature (champion's snapshot vs tonight's) "
@@ -290,7 +296,7 @@ def drift_psi_below_max(
 
 
 @dg.asset_check(
-    asset=segment_drift,
+    asset="segment_drift",
     blocking=True,
     partitions_def=daily_partitions,
     description="Bhattacharyya distance between each retained segment's component and its "
@@ -316,7 +322,7 @@ def drift_distance_below_max(
 
 
 @dg.asset_check(
-    asset=segment_drift,
+    asset="segment_drift",
     blocking=True,
     partitions_def=daily_partitions,
     description="No segment's share of customers changed by more than max_share_change "

@@ -88,3 +88,22 @@ def test_workspace_yaml_points_at_the_definitions_module():
 
     text = (Path(__file__).parents[2] / "workspace.yaml").read_text()
     assert "module_name: em_pipeline.definitions" in text
+
+
+def test_no_definitions_module_imports_an_asset_module():
+    """File names and helpers come from em_pipeline.lib.artifacts, checks bind assets by key:
+    the asset graph is stated once, by the assets' deps."""
+    import ast
+    from pathlib import Path
+
+    import em_pipeline
+
+    defs_dir = Path(em_pipeline.__file__).parent / "defs"
+    offenders = []
+    for path in sorted(defs_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "em_pipeline.defs.assets"
+            ):
+                offenders.append(f"{path.relative_to(defs_dir)}: from {node.module}")
+    assert offenders == []

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import dagster as dg
 
-from em_pipeline.defs.assets.ingest import SNAPSHOT
-from em_pipeline.defs.assets.model import ALIGNMENT, MODEL_JSON
-from em_pipeline.defs.assets.segments import SEGMENTS
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import MlflowTracker, PipelineStorage, Warehouse
+from em_pipeline.lib.artifacts import (
+    ALIGNMENT,
+    DRIFT_FEATURES,
+    DRIFT_SEGMENTS,
+    DRIFT_SUMMARY,
+    DRIFT_TRANSITIONS,
+    MODEL_JSON,
+    SEGMENTS,
+    SNAPSHOT,
+)
 from em_pipeline.lib.drift_report import drift_report
 from em_pipeline.lib.plots import plot_transitions
 from em_pipeline.lib.segments import SegmentBundle
-
-DRIFT_TRANSITIONS = "drift_transitions.parquet"
-DRIFT_SEGMENTS = "drift_segments.parquet"
-DRIFT_FEATURES = "drift_features.parquet"
-DRIFT_SUMMARY = "drift_summary.json"
 
 
 @dg.asset(

@@ -4,18 +4,11 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from em_pipeline.defs.assets.features import FEATURES, TRANSFORM
 from em_pipeline.defs.config import ImputeConfig
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import ComputeBackend, CustomerSchemaResource, PipelineStorage
+from em_pipeline.lib.artifacts import DRAWS, FEATURES, IMPUTED, TRANSFORM, imputed_flag
 from em_pipeline.lib.transforms import FeatureTransform
-
-IMPUTED = "imputed_customers.parquet"
-DRAWS = "imputed_draws.parquet"
-
-
-def imputed_flag(feature: str) -> str:
-    return f"{feature}_imputed"
 
 
 @dg.asset(

@@ -5,17 +5,8 @@ import dagster as dg
 from em_pipeline.defs.config import IngestConfig
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import CustomerSchemaResource, CustomerSource, PipelineStorage
+from em_pipeline.lib.artifacts import QUARANTINE, SNAPSHOT, SUMMARY, column_schema
 from em_pipeline.lib.validation import DropError, ingest_folder
-
-SNAPSHOT = "raw_customers.parquet"
-QUARANTINE = "quarantine.parquet"
-SUMMARY = "ingest_summary.json"
-
-
-def column_schema(df) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]
-    )
 
 
 @dg.asset(

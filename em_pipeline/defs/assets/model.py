@@ -21,9 +21,6 @@ import numpy as np
 import pandas as pd
 
 import em_pipeline
-from em_pipeline.defs.assets.features import FEATURES, TRANSFORM
-from em_pipeline.defs.assets.impute import IMPUTED, imputed_flag
-from em_pipeline.defs.assets.ingest import SNAPSHOT
 from em_pipeline.defs.config import SegmentModelConfig
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import (
@@ -33,19 +30,27 @@ from em_pipeline.defs.resources import (
     PipelineStorage,
     Warehouse,
 )
+from em_pipeline.lib.artifacts import (
+    ALIGNMENT,
+    FEATURES,
+    IMPUTED,
+    MODEL_JSON,
+    REGISTRY,
+    SELECTION,
+    SNAPSHOT,
+    TRANSFORM,
+    imputed_flag,
+)
 from em_pipeline.lib.plots import plot_criterion_vs_k, plot_loglik_curves
 from em_pipeline.lib.segments import SegmentBundle
 from em_pipeline.lib.stable_ids import assign_segment_ids
 from em_pipeline.lib.transforms import FeatureTransform
 
-MODEL_JSON = "segment_model.json"
-SELECTION = "selection.parquet"
-ALIGNMENT = "segment_alignment.parquet"
-REGISTRY = "segment_registry.parquet"
-ASSET_KEYS = (
-    "raw_customers,customer_features,imputed_customers,segment_model,"
-    "customer_segments,segment_profiles,segment_drift,published_segments"
-)
+
+def job_asset_keys(context: dg.AssetExecutionContext) -> str:
+    """The asset keys of the running job, from its definitions (comma-separated, sorted)."""
+    keys = context.job_def.asset_layer.executable_asset_keys
+    return ",".join(sorted(key.to_user_string() for key in keys))
 
 
 def selection_frame(table: list[dict], chosen: tuple[int, str]) -> pd.DataFrame:
@@ -166,7 +171,7 @@ def segment_model(
         context.run.run_id,
         {
             "dagster_job": context.job_name,
-            "dagster_asset_keys": ASSET_KEYS,
+            "dagster_asset_keys": job_asset_keys(context),
             "em_core_version": em_core.__version__,
             "source_snapshot": str(storage.path(run_date, SNAPSHOT)),
         },

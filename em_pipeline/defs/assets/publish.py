@@ -19,15 +19,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 
-from em_pipeline.defs.assets.drift import (
-    DRIFT_FEATURES,
-    DRIFT_SEGMENTS,
-    DRIFT_SUMMARY,
-    DRIFT_TRANSITIONS,
-)
-from em_pipeline.defs.assets.ingest import SUMMARY
-from em_pipeline.defs.assets.model import MODEL_JSON, REGISTRY
-from em_pipeline.defs.assets.segments import PROFILES, SEGMENTS
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import (
     CHAMPION_TABLE,
@@ -35,6 +26,17 @@ from em_pipeline.defs.resources import (
     MlflowTracker,
     PipelineStorage,
     Warehouse,
+)
+from em_pipeline.lib.artifacts import (
+    DRIFT_FEATURES,
+    DRIFT_SEGMENTS,
+    DRIFT_SUMMARY,
+    DRIFT_TRANSITIONS,
+    MODEL_JSON,
+    PROFILES,
+    REGISTRY,
+    SEGMENTS,
+    SUMMARY,
 )
 from em_pipeline.lib.drift_report import summary_frame
 from em_pipeline.lib.history import segment_history_sql

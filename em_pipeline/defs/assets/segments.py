@@ -5,19 +5,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from em_pipeline.defs.assets.ingest import SNAPSHOT, column_schema
-from em_pipeline.defs.assets.model import MODEL_JSON
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import MlflowTracker, PipelineStorage
+from em_pipeline.lib.artifacts import MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT, column_schema
 from em_pipeline.lib.plots import plot_segment_profiles
 from em_pipeline.lib.segments import (
     SegmentBundle,
     customer_segments_table,
     segment_profiles_table,
 )
-
-SEGMENTS = "customer_segments.parquet"
-PROFILES = "segment_profiles.parquet"
 
 
 @dg.asset(
