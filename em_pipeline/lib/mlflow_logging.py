@@ -16,7 +16,8 @@ import math
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,15 @@ class SegmentTracker:
 
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    @contextmanager
+    def failing_with(self, run_id: str) -> Iterator[None]:
+        """Mark the run FAILED when the block raises (whatever the step), then re-raise."""
+        try:
+            yield
+        except BaseException:
+            self.finish(run_id, "FAILED")
+            raise
 
     # ------------------------------------------------------------ candidates
     def log_candidate(

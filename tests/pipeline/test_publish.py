@@ -127,3 +127,20 @@ def test_error_before_commit_rolls_back_every_table(tmp_path):
     assert pd.read_parquet(pq / "cur.parquet")["segment"].tolist() == [0, 0]
     assert not (pq / "history" / "hist" / "2024-05-02.parquet").exists()
     assert not list(pq.glob(".staging-*"))
+
+
+def test_a_late_failure_in_segment_model_closes_its_mlflow_run_as_failed(tmp_path, monkeypatch):
+    import mlflow
+
+    from em_pipeline.lib.mlflow_logging import SegmentTracker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model registry unavailable")
+
+    monkeypatch.setattr(SegmentTracker, "log_pyfunc_model", broken)
+    result = run_pipeline(tmp_path)
+    assert not result.success
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("em-segments")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.em_run_kind = 'selection'")
+    assert [r.info.status for r in runs] == ["FAILED"]

@@ -176,191 +176,191 @@ def segment_model(
             "source_snapshot": str(storage.path(run_date, SNAPSHOT)),
         },
     )
-    run_url = tracker.run_url(parent)
-    context.log.info(
-        f"model selection: K in {ks[0]}..{ks[-1]} x {list(covs)} = {len(ks) * len(covs)} "
-        f"candidates, {config.n_init} restart(s) each, on {X.shape[0]} customers x {X.shape[1]} "
-        f"features ({int(np.isnan(X).sum())} missing cells marginalised) on {compute.name}; "
-        f"MLflow run {parent}"
-    )
-
-    def progress(row: dict) -> None:
-        crit = row.get(config.criterion)
-        crit_s = f"{crit:.1f}" if isinstance(crit, int | float) else "n/a"
-        status = row.get("failure") or ("ok" if row.get("eligible", True) else "passed over")
-        if row.get("reason") and status != "ok":
-            status += f": {row['reason'][:160]}"
-        seconds = row.get("seconds") or 0.0
+    with tracker.failing_with(parent):
+        run_url = tracker.run_url(parent)
         context.log.info(
-            f"[{row['index'] + 1}/{row['total']}] K={row['n_components']} "
-            f"{row['covariance_type']}: {config.criterion}={crit_s} {status} ({seconds:.1f}s)"
+            f"model selection: K in {ks[0]}..{ks[-1]} x {list(covs)} = {len(ks) * len(covs)} "
+            f"candidates, {config.n_init} restart(s) each, on {X.shape[0]} customers x "
+            f"{X.shape[1]} features ({int(np.isnan(X).sum())} missing cells marginalised) on "
+            f"{compute.name}; MLflow run {parent}"
         )
 
-    try:
-        with compute.data(X) as data:
-            res = select_model(
-                data,
-                n_components=ks,
-                covariance_types=covs,
-                criterion=config.criterion,
-                n_init=config.n_init,
-                random_state=config.seed,
-                callback=progress,
-                tol=config.tol,
-                max_iter=config.max_iter,
-                reg_covar=config.reg_covar,
-                init=config.init,
-                prior=None if config.prior == "none" else config.prior,
-                warm_start=warm,
-                n_jobs=compute.selection_n_jobs,
-                min_class_size=config.min_class_size,
+        def progress(row: dict) -> None:
+            crit = row.get(config.criterion)
+            crit_s = f"{crit:.1f}" if isinstance(crit, int | float) else "n/a"
+            status = row.get("failure") or ("ok" if row.get("eligible", True) else "passed over")
+            if row.get("reason") and status != "ok":
+                status += f": {row['reason'][:160]}"
+            seconds = row.get("seconds") or 0.0
+            context.log.info(
+                f"[{row['index'] + 1}/{row['total']}] K={row['n_components']} "
+                f"{row['covariance_type']}: {config.criterion}={crit_s} {status} ({seconds:.1f}s)"
             )
-    except ValueError as e:
-        tracker.finish(parent, "FAILED")
-        raise dg.Failure(f"model selection failed for {run_date}: {e}") from e
 
-    best = res.best
-    chosen = (int(best.n_components), str(best.covariance_type))
-    sel = selection_frame(res.table, chosen)
-    storage.write_parquet(sel, run_date, SELECTION)
-    chosen_init = sel.loc[sel["chosen"], "best_init"].iloc[0]
-    warm_row = sel[sel["warm_start"]]
-    warm_summary = (
-        "no warm start"
-        if warm_row.empty
-        else f"warm start on K={warm_row['n_components'].iloc[0]} "
-        f"{warm_row['covariance_type'].iloc[0]}: kept restart started from "
-        f"{warm_row['best_init'].iloc[0]}"
-    )
-    context.log.info(f"chosen K={chosen[0]} {chosen[1]} (start: {chosen_init}); {warm_summary}")
-    assignment = assign_segment_ids(
-        best,
-        None if champion is None else champion.bundle,
-        schema,
-        run_date,
-        registry=None if champion is None else champion.registry,
-        max_match_distance=config.max_match_distance,
-    )
-    storage.write_parquet(assignment.alignment, run_date, ALIGNMENT)
-    storage.write_parquet(assignment.registry, run_date, REGISTRY)
-    context.log.info(
-        f"segment ids {sorted(assignment.component_to_segment)}; new {assignment.new_ids}, "
-        f"retired {assignment.retired_ids}"
-    )
-    for row in res.table:
-        key = (row["n_components"], row["covariance_type"])
-        model = res.models.get(key)
-        tracker.log_candidate(
-            parent,
-            row,
-            None if model is None else model.history_,
-            fit_params,
-            chosen=key == chosen,
+        try:
+            with compute.data(X) as data:
+                res = select_model(
+                    data,
+                    n_components=ks,
+                    covariance_types=covs,
+                    criterion=config.criterion,
+                    n_init=config.n_init,
+                    random_state=config.seed,
+                    callback=progress,
+                    tol=config.tol,
+                    max_iter=config.max_iter,
+                    reg_covar=config.reg_covar,
+                    init=config.init,
+                    prior=None if config.prior == "none" else config.prior,
+                    warm_start=warm,
+                    n_jobs=compute.selection_n_jobs,
+                    min_class_size=config.min_class_size,
+                )
+        except ValueError as e:
+            raise dg.Failure(f"model selection failed for {run_date}: {e}") from e
+
+        best = res.best
+        chosen = (int(best.n_components), str(best.covariance_type))
+        sel = selection_frame(res.table, chosen)
+        storage.write_parquet(sel, run_date, SELECTION)
+        chosen_init = sel.loc[sel["chosen"], "best_init"].iloc[0]
+        warm_row = sel[sel["warm_start"]]
+        warm_summary = (
+            "no warm start"
+            if warm_row.empty
+            else f"warm start on K={warm_row['n_components'].iloc[0]} "
+            f"{warm_row['covariance_type'].iloc[0]}: kept restart started from "
+            f"{warm_row['best_init'].iloc[0]}"
         )
+        context.log.info(f"chosen K={chosen[0]} {chosen[1]} (start: {chosen_init}); {warm_summary}")
+        assignment = assign_segment_ids(
+            best,
+            None if champion is None else champion.bundle,
+            schema,
+            run_date,
+            registry=None if champion is None else champion.registry,
+            max_match_distance=config.max_match_distance,
+        )
+        storage.write_parquet(assignment.alignment, run_date, ALIGNMENT)
+        storage.write_parquet(assignment.registry, run_date, REGISTRY)
+        context.log.info(
+            f"segment ids {sorted(assignment.component_to_segment)}; new {assignment.new_ids}, "
+            f"retired {assignment.retired_ids}"
+        )
+        for row in res.table:
+            key = (row["n_components"], row["covariance_type"])
+            model = res.models.get(key)
+            tracker.log_candidate(
+                parent,
+                row,
+                None if model is None else model.history_,
+                fit_params,
+                chosen=key == chosen,
+            )
 
-    snapshot = storage.read_parquet(run_date, SNAPSHOT)
-    digest = tracker.log_dataset(
-        parent, snapshot, source=str(storage.path(run_date, SNAPSHOT)), name="raw_customers"
-    )
-    chosen_row = sel[sel["chosen"]].iloc[0]
-    bundle = SegmentBundle.build(
-        best,
-        schema,
-        transform,
-        component_to_segment=assignment.component_to_segment,
-        labels=assignment.labels,
-        info={
-            "run_date": run_date,
-            "dagster_run_id": context.run.run_id,
-            "mlflow_run_id": parent,
-            "em_core_version": em_core.__version__,
-            "data_digest": digest,
-            "criterion": config.criterion,
-            "n_customers": int(X.shape[0]),
-            "champion_run_date": None if champion is None else champion.run_date,
-            "champion_model_version": None if champion is None else champion.model_version,
-            "warm_start": warm is not None,
-            "best_init": chosen_init,
-            "new_segment_ids": assignment.new_ids,
-            "retired_segment_ids": assignment.retired_ids,
-        },
-    )
-    model_path = bundle.save(storage.path(run_date, MODEL_JSON))
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpd = Path(tmp)
-        plots = [
-            plot_criterion_vs_k(sel, tmpd / f"{config.criterion}_vs_k.png", config.criterion),
-            plot_loglik_curves(
-                {f"K={chosen[0]} {chosen[1]}": best.history_},
-                tmpd / "loglik_chosen_restarts.png",
-                f"Chosen model K={chosen[0]} {chosen[1]}: every restart",
-            ),
-            plot_loglik_curves(
-                {
-                    f"K={k} {c}": [m.history_[m.best_restart_]]
-                    for (k, c), m in res.models.items()
-                    if m is not None
-                },
-                tmpd / "loglik_all_candidates.png",
-                "Kept restart of every candidate",
-            ),
-        ]
-        tracker.log_artifacts(parent, plots, "plots")
-    tracker.log_table(parent, sel, "selection_table", "selection")
-    tracker.log_table(parent, assignment.alignment, "segment_alignment", "segments")
-    tracker.log_table(parent, assignment.registry, "segment_registry_proposed", "segments")
-    tracker.log_artifacts(parent, [model_path], "model_json")
-    example_in = snapshot[feats].head(20)
-    model_uri, version = tracker.log_pyfunc_model(
-        parent,
-        model_path,
-        example_in,
-        bundle.score(example_in),
-        code_paths(),
-        pip_requirements(),
-    )
-    tracker.log_parent_summary(
-        parent,
-        params={
-            "k_range": f"{ks[0]}..{ks[-1]}",
-            "covariance_types": ",".join(covs),
-            **fit_params,
-            **{
-                f"transform/{name}": how
-                for name, how in zip(transform.features, transform.describe(), strict=True)
+        snapshot = storage.read_parquet(run_date, SNAPSHOT)
+        digest = tracker.log_dataset(
+            parent, snapshot, source=str(storage.path(run_date, SNAPSHOT)), name="raw_customers"
+        )
+        chosen_row = sel[sel["chosen"]].iloc[0]
+        bundle = SegmentBundle.build(
+            best,
+            schema,
+            transform,
+            component_to_segment=assignment.component_to_segment,
+            labels=assignment.labels,
+            info={
+                "run_date": run_date,
+                "dagster_run_id": context.run.run_id,
+                "mlflow_run_id": parent,
+                "em_core_version": em_core.__version__,
+                "data_digest": digest,
+                "criterion": config.criterion,
+                "n_customers": int(X.shape[0]),
+                "champion_run_date": None if champion is None else champion.run_date,
+                "champion_model_version": None if champion is None else champion.model_version,
+                "warm_start": warm is not None,
+                "best_init": chosen_init,
+                "new_segment_ids": assignment.new_ids,
+                "retired_segment_ids": assignment.retired_ids,
             },
-        },
-        metrics={
-            "chosen_n_components": chosen[0],
-            "log_likelihood": chosen_row["log_likelihood"],
-            "bic": chosen_row["bic"],
-            "aic": chosen_row["aic"],
-            "icl": chosen_row["icl"],
-            "n_iter": chosen_row["n_iter"],
-            "converged": float(bool(chosen_row["converged"])),
-            "n_customers": X.shape[0],
-            "n_missing_cells": int(np.isnan(X).sum()),
-            "warm_start_won": float(chosen_init == "warm"),
-            "n_new_segments": len(assignment.new_ids),
-            "n_retired_segments": len(assignment.retired_ids),
-        },
-        tags={
-            "chosen_covariance_type": chosen[1],
-            "chosen_best_init": str(chosen_init),
-            "warm_start": warm_summary,
-            "champion_run_date": "" if champion is None else champion.run_date,
-            "champion_model_version": "" if champion is None else champion.model_version,
-            "segment_ids": ",".join(map(str, bundle.segment_ids)),
-            "new_segment_ids": ",".join(map(str, assignment.new_ids)),
-            "retired_segment_ids": ",".join(map(str, assignment.retired_ids)),
-            "model_version": version or "",
-            "data_digest": digest,
-            # published_segments sets "true" when the drift checks pass and it promotes the model
-            "promoted": "false",
-        },
-    )
-    tracker.finish(parent)
+        )
+        model_path = bundle.save(storage.path(run_date, MODEL_JSON))
+
+        with tempfile.TemporaryDirectory() as tmp:
+            tmpd = Path(tmp)
+            plots = [
+                plot_criterion_vs_k(sel, tmpd / f"{config.criterion}_vs_k.png", config.criterion),
+                plot_loglik_curves(
+                    {f"K={chosen[0]} {chosen[1]}": best.history_},
+                    tmpd / "loglik_chosen_restarts.png",
+                    f"Chosen model K={chosen[0]} {chosen[1]}: every restart",
+                ),
+                plot_loglik_curves(
+                    {
+                        f"K={k} {c}": [m.history_[m.best_restart_]]
+                        for (k, c), m in res.models.items()
+                        if m is not None
+                    },
+                    tmpd / "loglik_all_candidates.png",
+                    "Kept restart of every candidate",
+                ),
+            ]
+            tracker.log_artifacts(parent, plots, "plots")
+        tracker.log_table(parent, sel, "selection_table", "selection")
+        tracker.log_table(parent, assignment.alignment, "segment_alignment", "segments")
+        tracker.log_table(parent, assignment.registry, "segment_registry_proposed", "segments")
+        tracker.log_artifacts(parent, [model_path], "model_json")
+        example_in = snapshot[feats].head(20)
+        model_uri, version = tracker.log_pyfunc_model(
+            parent,
+            model_path,
+            example_in,
+            bundle.score(example_in),
+            code_paths(),
+            pip_requirements(),
+        )
+        tracker.log_parent_summary(
+            parent,
+            params={
+                "k_range": f"{ks[0]}..{ks[-1]}",
+                "covariance_types": ",".join(covs),
+                **fit_params,
+                **{
+                    f"transform/{name}": how
+                    for name, how in zip(transform.features, transform.describe(), strict=True)
+                },
+            },
+            metrics={
+                "chosen_n_components": chosen[0],
+                "log_likelihood": chosen_row["log_likelihood"],
+                "bic": chosen_row["bic"],
+                "aic": chosen_row["aic"],
+                "icl": chosen_row["icl"],
+                "n_iter": chosen_row["n_iter"],
+                "converged": float(bool(chosen_row["converged"])),
+                "n_customers": X.shape[0],
+                "n_missing_cells": int(np.isnan(X).sum()),
+                "warm_start_won": float(chosen_init == "warm"),
+                "n_new_segments": len(assignment.new_ids),
+                "n_retired_segments": len(assignment.retired_ids),
+            },
+            tags={
+                "chosen_covariance_type": chosen[1],
+                "chosen_best_init": str(chosen_init),
+                "warm_start": warm_summary,
+                "champion_run_date": "" if champion is None else champion.run_date,
+                "champion_model_version": "" if champion is None else champion.model_version,
+                "segment_ids": ",".join(map(str, bundle.segment_ids)),
+                "new_segment_ids": ",".join(map(str, assignment.new_ids)),
+                "retired_segment_ids": ",".join(map(str, assignment.retired_ids)),
+                "model_version": version or "",
+                "data_digest": digest,
+                # published_segments sets "true" when the drift checks pass and it promotes
+                "promoted": "false",
+            },
+        )
+        tracker.finish(parent)
     bundle.info.update({"model_uri": model_uri, "model_version": version})
     bundle.save(model_path)
 
