@@ -81,12 +81,13 @@ def _fit_candidate(
     started = time.perf_counter()
     try:
         if k > n:
-            raise ValueError(f"X has {n} rows, fewer than n_components={k}")
+            raise _TooFewRows(f"X has {n} rows, fewer than n_components={k}")
         if _is_source(X):
             gm.fit_source(X)
         else:
             gm.fit(X)
-    except (DegenerateFitError, ValueError) as exc:
+    except (DegenerateFitError, np.linalg.LinAlgError, _TooFewRows) as exc:
+        # the options were validated before the sweep: only this candidate's numerics fail here
         fitted = None
         row.update(
             log_likelihood=None, n_parameters=None, bic=None, aic=None, icl=None,
@@ -106,6 +107,10 @@ def _fit_candidate(
         )  # fmt: skip
     row["seconds"] = time.perf_counter() - started
     return row, fitted
+
+
+class _TooFewRows(Exception):
+    """A candidate with more components than rows: recorded, not fitted."""
 
 
 def _failure_kind(exc: Exception) -> str:

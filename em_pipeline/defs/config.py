@@ -9,7 +9,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field, field_validator
 
-from em_core._typing import InitMethod
+from em_core._typing import Criterion, InitMethod
 from em_core.models import ALIASES, MODEL_NAMES, canonical_model
 
 #: Covariance models the configs accept: mclust's 14 names and scikit-learn's four aliases.
@@ -82,7 +82,7 @@ class SegmentModelConfig(dg.Config):
         "tied (EEE), diag (VVI), spherical (VII).",
     )
     prior: PriorChoice = Field(default="default", description=_PRIOR_HELP)
-    criterion: Literal["bic", "aic", "icl"] = Field(
+    criterion: Criterion = Field(
         default="bic", description="Selection criterion (lower is better)."
     )
     n_init: int = Field(default=3, ge=1, description="EM restarts per candidate.")

@@ -66,3 +66,22 @@ def test_selection_never_picks_a_degenerate_candidate():
             assert all(
                 not r["degenerate"] for r in gm.restarts_ if r["restart"] == gm.best_restart_
             )
+
+
+def test_selection_records_only_numerical_failures_and_lets_other_errors_through(monkeypatch):
+    X = _with_duplicated_points(seed=2)
+    original = GaussianMixture.fit
+
+    def buggy(self, data):
+        if self.n_components == 2:
+            raise ValueError("a bug, not a degenerate fit")
+        return original(self, data)
+
+    monkeypatch.setattr(GaussianMixture, "fit", buggy)
+    with pytest.raises(ValueError, match="a bug"):
+        select_model(X, range(1, 4), ("diag",), n_init=1, random_state=0)
+    monkeypatch.undo()
+    res = select_model(X[:3], range(1, 6), ("diag",), n_init=1, random_state=0)
+    too_many = [r for r in res.table if r["n_components"] > 3]
+    assert too_many and all(r["failure"] == "error" for r in too_many)
+    assert all("fewer than n_components" in r["error"] for r in too_many)
