@@ -6,8 +6,6 @@ module imports another to learn a file name. Each name is written by exactly one
 
 from __future__ import annotations
 
-import dagster as dg
-
 # raw_customers
 SNAPSHOT = "raw_customers.parquet"
 QUARANTINE = "quarantine.parquet"
@@ -36,10 +34,3 @@ DRIFT_SUMMARY = "drift_summary.json"
 def imputed_flag(feature: str) -> str:
     """The ``imputed_customers`` column that flags an imputed cell of ``feature``."""
     return f"{feature}_imputed"
-
-
-def column_schema(df) -> dg.TableSchema:
-    """``dagster/column_schema`` metadata of a data frame."""
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]
-    )

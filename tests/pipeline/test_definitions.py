@@ -107,3 +107,23 @@ def test_no_definitions_module_imports_an_asset_module():
             ):
                 offenders.append(f"{path.relative_to(defs_dir)}: from {node.module}")
     assert offenders == []
+
+
+def test_lib_imports_no_dagster():
+    """em_pipeline/lib holds the work of the assets as plain functions: no Dagster there."""
+    import ast
+    from pathlib import Path
+
+    import em_pipeline
+
+    lib_dir = Path(em_pipeline.__file__).parent / "lib"
+    offenders = []
+    for path in sorted(lib_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "dagster"]
+    assert offenders == []

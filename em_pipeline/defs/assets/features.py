@@ -4,9 +4,10 @@ feature), NaN kept."""
 import dagster as dg
 import pandas as pd
 
+from em_pipeline.defs.metadata import column_schema
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import CustomerSchemaResource, PipelineStorage
-from em_pipeline.lib.artifacts import FEATURES, SNAPSHOT, TRANSFORM, column_schema
+from em_pipeline.lib.artifacts import FEATURES, SNAPSHOT, TRANSFORM
 from em_pipeline.lib.transforms import FeatureTransform
 
 

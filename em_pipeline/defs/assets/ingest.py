@@ -3,9 +3,10 @@
 import dagster as dg
 
 from em_pipeline.defs.config import IngestConfig
+from em_pipeline.defs.metadata import column_schema
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import CustomerSchemaResource, CustomerSource, PipelineStorage
-from em_pipeline.lib.artifacts import QUARANTINE, SNAPSHOT, SUMMARY, column_schema
+from em_pipeline.lib.artifacts import QUARANTINE, SNAPSHOT, SUMMARY
 from em_pipeline.lib.validation import DropError, ingest_folder
 
 

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from em_pipeline.defs.metadata import column_schema
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import MlflowTracker, PipelineStorage
-from em_pipeline.lib.artifacts import MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT, column_schema
+from em_pipeline.lib.artifacts import MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT
 from em_pipeline.lib.plots import plot_segment_profiles
 from em_pipeline.lib.segments import (
     SegmentBundle,

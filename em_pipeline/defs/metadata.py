@@ -1,0 +1,47 @@
+"""Dagster metadata helpers shared by the assets (kept out of ``lib/``, which has no Dagster)."""
+
+import dagster as dg
+
+from em_pipeline.lib.segment_fit import SHOWN_COLUMNS
+
+
+def column_schema(df) -> dg.TableSchema:
+    """``dagster/column_schema`` metadata of a data frame."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()]
+    )
+
+
+def segment_model_metadata(
+    model_path, settings, outcome, bundle, assignment, champion, mlflow: dict
+) -> dict:
+    """``segment_model``'s metadata: the chosen model, the selection table, ids and lineage.
+    ``mlflow`` holds run_id, run_url, model_uri, version, digest and em_core_version."""
+    k, cov = outcome.chosen
+    return {
+        "path": dg.MetadataValue.path(str(model_path)),
+        "chosen_n_components": k,
+        "chosen_covariance_type": cov,
+        "criterion": settings.criterion,
+        f"chosen_{settings.criterion}": float(outcome.chosen_row[settings.criterion]),
+        "n_candidates": len(outcome.table),
+        "n_failed_candidates": outcome.n_failed,
+        "selection_table": dg.MetadataValue.md(
+            outcome.table[SHOWN_COLUMNS].to_markdown(index=False)
+        ),
+        "segment_labels": dg.MetadataValue.json(
+            {str(s): v for s, v in sorted(bundle.labels.items())}
+        ),
+        "chosen_best_init": outcome.chosen_init,
+        "warm_start": outcome.warm_summary,
+        "champion_run_date": "" if champion is None else champion.run_date,
+        "segment_alignment": dg.MetadataValue.md(assignment.alignment.to_markdown(index=False)),
+        "new_segment_ids": dg.MetadataValue.json(assignment.new_ids),
+        "retired_segment_ids": dg.MetadataValue.json(assignment.retired_ids),
+        "mlflow_run_id": mlflow["run_id"],
+        "mlflow_run_url": dg.MetadataValue.url(mlflow["run_url"]) if mlflow["run_url"] else "",
+        "mlflow_model_uri": mlflow["model_uri"],
+        "registered_model_version": mlflow["version"] or "",
+        "data_digest": mlflow["digest"],
+        "em_core_version": mlflow["em_core_version"],
+    }
