@@ -232,3 +232,33 @@ def _check_resp(resp: ArrayLike) -> FloatArray:
     if not np.allclose(resp.sum(axis=1), 1.0, rtol=0, atol=1e-6):
         raise ValueError("each row of resp must sum to 1")
     return resp
+
+
+def segment_moments(
+    weights: ArrayLike, means: ArrayLike, covariances: ArrayLike, component_segment: list[int]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Weight, mean and covariance of each segment's mixture (moment matching):
+
+        w_s = Σ_{k∈s} w_k,   μ_s = Σ_{k∈s} w_k μ_k / w_s,
+        Σ_s = Σ_{k∈s} w_k (Σ_k + (μ_k − μ_s)(μ_k − μ_s)ᵀ) / w_s.
+
+    ``covariances`` are full (K, d, d); segments are numbered 0..S−1 as in ``component_segment``.
+    """
+    w = np.asarray(weights, dtype=float)
+    mu = np.asarray(means, dtype=float)
+    cov = np.asarray(covariances, dtype=float)
+    labels = np.asarray(component_segment, dtype=np.int64)
+    n_segments = int(labels.max()) + 1
+    d = mu.shape[1]
+    out_w = np.zeros(n_segments)
+    out_mu = np.zeros((n_segments, d))
+    out_cov = np.zeros((n_segments, d, d))
+    for s in range(n_segments):
+        members = np.flatnonzero(labels == s)
+        ws = w[members]
+        out_w[s] = ws.sum()
+        out_mu[s] = ws @ mu[members] / out_w[s]
+        dev = mu[members] - out_mu[s]
+        spread = cov[members] + dev[:, :, None] * dev[:, None, :]
+        out_cov[s] = np.einsum("k,kij->ij", ws, spread) / out_w[s]
+    return out_w, out_mu, out_cov

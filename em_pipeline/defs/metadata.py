@@ -22,6 +22,7 @@ def segment_model_metadata(
         "path": dg.MetadataValue.path(str(model_path)),
         "chosen_n_components": k,
         "chosen_covariance_type": cov,
+        "n_segments": bundle.n_segments,
         "criterion": settings.criterion,
         f"chosen_{settings.criterion}": float(outcome.chosen_row[settings.criterion]),
         "n_candidates": len(outcome.table),

@@ -100,3 +100,20 @@ def plot_transitions(transitions: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("champion's segment")
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_merge_path(path_table: pd.DataFrame, chosen: int, path: Path) -> Path:
+    """The merge path: posterior entropy and the merged pair's DEMP against the number of
+    segments, the chosen number marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    part = path_table.sort_values("n_segments")
+    ax.plot(part["n_segments"], part["entropy"], marker="o", color="C0")
+    ax.set_xlabel("number of segments")
+    ax.set_ylabel("posterior entropy EN (lower = crisper)", color="C0")
+    merged = part.dropna(subset=["value"])
+    twin = ax.twinx()
+    twin.plot(merged["n_segments"], merged["value"], marker="s", color="C1")
+    twin.set_ylabel("value of the merge that leaves this many segments", color="C1")
+    ax.axvline(chosen, color="grey", linestyle="--")
+    ax.set_title(f"Components merged into segments: {chosen} chosen")
+    return _save(fig, path)

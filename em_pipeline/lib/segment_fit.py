@@ -321,3 +321,39 @@ def _em_core_version() -> str:
     import em_core
 
     return em_core.__version__
+
+
+def merged_assignment(
+    model: Any, X: np.ndarray, snapshot: pd.DataFrame, champion: Any | None,
+    schema: CustomerSchema, run_date: str,
+) -> tuple[Any, Any, pd.DataFrame]:  # fmt: skip
+    """Merge tonight's components into segments (DEMP, :mod:`em_core.merging`) and give them
+    stable ids against the champion's segments; also the merge path as a table."""
+    from em_core.merging import merge_components
+    from em_pipeline.lib.stable_ids import assign_merged_segment_ids
+
+    resp = model.predict_proba(X)
+    merged = merge_components(resp)
+    champion_posteriors = None if champion is None else champion.bundle.probabilities(snapshot)
+    assignment = assign_merged_segment_ids(
+        model, merged.component_segment, merged.posteriors(resp),
+        None if champion is None else champion.bundle, champion_posteriors, schema, run_date,
+        registry=None if champion is None else champion.registry,
+    )  # fmt: skip
+    rows = [{"n_segments": model.n_components, "kept": None, "absorbed": None, "value": None,
+             "entropy": merged.entropies[-1]}]  # fmt: skip
+    rows += [vars(step) for step in merged.path]
+    table = pd.DataFrame(rows).astype({"value": "float64", "entropy": "float64"})
+    table["chosen"] = table["n_segments"] == merged.n_segments
+    return assignment, merged, table
+
+
+def log_merge_path(tracker: Any, parent: str, table: pd.DataFrame) -> None:
+    """The merge path's table and plot on the night's MLflow run."""
+    from em_pipeline.lib.plots import plot_merge_path
+
+    chosen = int(table.loc[table["chosen"], "n_segments"].iloc[0])
+    tracker.log_table(parent, table, "merge_path", "segments")
+    with tempfile.TemporaryDirectory() as tmp:
+        plot = plot_merge_path(table, chosen, Path(tmp) / "merge_path.png")
+        tracker.log_artifacts(parent, [plot], "plots")

@@ -146,93 +146,146 @@ def assign_segment_ids(
 
     if champion is None:
         return first_night(model, schema, run_date, registry)
+    perm = np.asarray(align_labels(model, champion.model), dtype=np.int64)
+    dist = np.asarray(component_distances(model, champion.model), dtype=float)
+    matches: list[int | None] = []
+    for i, j in enumerate(perm):
+        ok = j >= 0 and (max_match_distance is None or dist[i, j] <= max_match_distance)
+        matches.append(int(j) if ok else None)
+    units = _Units(model.means_, list(range(model.n_components)), list(range(model.n_components)))
+    return _assign(units, matches, dist, champion, champion.component_to_segment, schema,
+                   run_date, registry)  # fmt: skip
+
+
+def assign_merged_segment_ids(
+    model: Any,
+    component_segment: list[int],
+    posteriors: np.ndarray,
+    champion: SegmentBundle | None,
+    champion_posteriors: np.ndarray | None,
+    schema: CustomerSchema,
+    run_date: str,
+    *,
+    registry: pd.DataFrame | None = None,
+) -> IdAssignment:
+    """Segment ids when components are merged into segments (``component_segment[k]`` = 0..S−1).
+
+    A segment is a mixture, so it is matched to the champion's segments by where its customers
+    come from (:func:`em_core.match_segments` on ``posteriors`` (n, S) and the champion's
+    ``champion_posteriors`` of the same customers, columns in the champion's ascending id order);
+    the alignment's distance is the Bhattacharyya distance between the segments' moment-matched
+    Gaussians (:func:`em_core.merging.segment_moments`), and ``component`` names the segment's
+    heaviest component.
+    """
+    from em_core import bhattacharyya, match_segments
+    from em_core.alignment import _full_covariances
+    from em_core.merging import segment_moments
+
+    w, means, covs = segment_moments(
+        model.weights_, model.means_, _full_covariances(model), component_segment
+    )
+    heaviest = [
+        max(
+            (k for k, s in enumerate(component_segment) if s == seg),
+            key=lambda k: model.weights_[k],
+        )
+        for seg in range(len(w))
+    ]
+    units = _Units(means, list(component_segment), heaviest)
+    if champion is None:
+        return _assign(units, [None] * len(w), None, None, [], schema, run_date, registry)
+    champ_ids = champion.segment_ids
+    index = {sid: i for i, sid in enumerate(champ_ids)}
+    champ_seg = [index[sid] for sid in champion.component_to_segment]
+    _, cmeans, ccovs = segment_moments(
+        champion.model.weights_, champion.model.means_, _full_covariances(champion.model),
+        champ_seg,
+    )  # fmt: skip
+    dist = np.array(
+        [[bhattacharyya(means[i], covs[i], cmeans[j], ccovs[j]) for j in range(len(champ_ids))]
+         for i in range(len(w))]
+    )  # fmt: skip
+    match, _ = match_segments(posteriors, champion_posteriors)
+    matches = [int(j) if j >= 0 else None for j in match]
+    return _assign(units, matches, dist, champion, champ_ids, schema, run_date, registry)
+
+
+@dataclass(frozen=True)
+class _Units:
+    """What gets an id: per unit (a component, or a merged segment) its mean in model space,
+    the unit of each component, and the component the alignment table names."""
+
+    means: np.ndarray
+    unit_of_component: list[int]
+    component: list[int]
+
+
+def _assign(
+    units: _Units,
+    matches: list[int | None],
+    dist: np.ndarray | None,
+    champion: SegmentBundle | None,
+    champ_ids: list[int],
+    schema: CustomerSchema,
+    run_date: str,
+    registry: pd.DataFrame | None,
+) -> IdAssignment:
+    """Ids, labels, alignment rows and the registry from the units' matches to ``champ_ids``."""
     registry = normalise_registry(registry)
     known = {int(s): lab for s, lab in zip(registry["segment_id"], registry["label"], strict=True)}
-    champ_ids = champion.component_to_segment
     for sid in champ_ids:  # a champion from before the registry existed
         if sid not in known:
             known[sid] = champion.labels[sid]
-            registry = pd.concat(
-                [
-                    registry,
-                    pd.DataFrame(
-                        [_reg_row(sid, champion.labels[sid], champion.info.get("run_date"))],
-                        columns=REGISTRY_COLUMNS,
-                    ),
-                ],
-                ignore_index=True,
-            )
-    perm = np.asarray(align_labels(model, champion.model), dtype=np.int64)
-    dist = np.asarray(component_distances(model, champion.model), dtype=float)
-    k = int(model.n_components)
-    mapping: list[int | None] = [None] * k
-    rows: list[dict] = []
-    matched_champion: set[int] = set()
-    for i in range(k):
-        j = int(perm[i])
-        if j >= 0 and (max_match_distance is None or dist[i, j] <= max_match_distance):
-            mapping[i] = champ_ids[j]
-            matched_champion.add(j)
+            row = _reg_row(sid, champion.labels[sid], champion.info.get("run_date"))
+            registry = pd.concat([registry, pd.DataFrame([row], columns=REGISTRY_COLUMNS)],
+                                 ignore_index=True)  # fmt: skip
+    n_units = len(matches)
+    unit_ids: list[int | None] = [None if j is None else champ_ids[j] for j in matches]
     next_id = max([*known, *champ_ids, -1]) + 1
-    # new components get fresh ids in order of the label feature (spend)
-    rank = segment_order(model.means_, schema)
-    fresh_labels = segment_labels(model.means_, rank, schema)
-    new_components = sorted((i for i in range(k) if mapping[i] is None), key=lambda i: rank[i])
-    labels: dict[int, str] = {}
-    for i in range(k):
-        if mapping[i] is not None:
-            labels[mapping[i]] = known[mapping[i]]
+    # new units get fresh ids in order of the label feature (spend)
+    rank = segment_order(units.means, schema)
+    fresh_labels = segment_labels(units.means, rank, schema)
+    labels = {sid: known[sid] for sid in unit_ids if sid is not None}
     used = set(labels.values())
-    for i in new_components:
-        mapping[i] = next_id
+    for i in sorted((i for i in range(n_units) if unit_ids[i] is None), key=lambda i: rank[i]):
+        unit_ids[i] = next_id
         label = fresh_labels[rank[i]]
         if label in used:
             label = f"{label} (segment {next_id})"
         labels[next_id] = label
         used.add(label)
         next_id += 1
-    ids = [int(m) for m in mapping if m is not None]
-    for i in range(k):
-        j = int(perm[i])
-        retained = j >= 0 and j in matched_champion and champ_ids[j] == mapping[i]
-        nearest = int(np.argmin(dist[i]))
-        rows.append(
-            {
-                "segment_id": ids[i],
-                "status": "retained" if retained else "new",
-                "label": labels[ids[i]],
-                "component": i,
-                "champion_component": j if retained else None,
-                "distance": float(dist[i, j]) if retained else np.nan,
-                "nearest_champion_segment": champ_ids[nearest],
-                "nearest_distance": float(dist[i, nearest]),
-            }
-        )
-    retired = [j for j in range(len(champ_ids)) if j not in matched_champion]
-    for j in retired:
-        rows.append(
-            {
-                "segment_id": champ_ids[j],
-                "status": "retired",
-                "label": known[champ_ids[j]],
-                "component": None,
-                "champion_component": j,
-                "distance": np.nan,
-                "nearest_champion_segment": None,
-                "nearest_distance": np.nan,
-            }
-        )
+    ids = [int(u) for u in unit_ids]
+    rows = []
+    for i in range(n_units):
+        j = matches[i]
+        nearest = None if dist is None or not champ_ids else int(np.argmin(dist[i]))
+        rows.append({
+            "segment_id": ids[i], "status": "new" if j is None else "retained",
+            "label": labels[ids[i]], "component": units.component[i],
+            "champion_component": j, "distance": np.nan if j is None else float(dist[i, j]),
+            "nearest_champion_segment": None if nearest is None else champ_ids[nearest],
+            "nearest_distance": np.nan if nearest is None else float(dist[i, nearest]),
+        })  # fmt: skip
+    retired = [j for j in range(len(champ_ids)) if j not in set(matches)]
+    rows += [
+        {"segment_id": champ_ids[j], "status": "retired", "label": known[champ_ids[j]],
+         "component": None, "champion_component": j, "distance": np.nan,
+         "nearest_champion_segment": None, "nearest_distance": np.nan}
+        for j in retired
+    ]  # fmt: skip
     reg = registry.copy()
-    tonight = set(ids)
-    reg.loc[reg["segment_id"].isin(tonight), "last_seen"] = run_date
+    if champion is None:  # registered ids that are not tonight's are retired
+        reg.loc[reg["retired_at"].isna(), "retired_at"] = run_date
+    reg.loc[reg["segment_id"].isin(set(ids)), "last_seen"] = run_date
     retired_ids = {champ_ids[j] for j in retired}
     reg.loc[reg["segment_id"].isin(retired_ids) & reg["retired_at"].isna(), "retired_at"] = run_date
     new_rows = pd.DataFrame(
-        [_reg_row(sid, labels[sid], run_date) for sid in ids if sid not in known],
+        [_reg_row(sid, labels[sid], run_date) for sid in sorted(set(ids)) if sid not in known],
         columns=REGISTRY_COLUMNS,
     )
     return IdAssignment(
-        component_to_segment=ids,
+        component_to_segment=[ids[u] for u in units.unit_of_component],
         labels=labels,
         alignment=_alignment_frame(rows),
         registry=_registry_frame(pd.concat([reg, new_rows], ignore_index=True)),

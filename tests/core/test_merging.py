@@ -128,3 +128,27 @@ def test_elbow_of_a_two_piece_line():
 def test_bad_input_is_named(resp, kwargs, message):
     with pytest.raises(ValueError, match=message):
         merge_components(resp, **kwargs)
+
+
+def test_segment_moments_match_the_mixtures_moments():
+    from em_core.merging import segment_moments
+
+    rng = np.random.default_rng(3)
+    w = np.array([0.2, 0.3, 0.5])
+    mu = rng.normal(size=(3, 2))
+    a = rng.normal(size=(3, 2, 2))
+    cov = a @ np.swapaxes(a, 1, 2) + np.eye(2)
+    ws, ms, cs = segment_moments(w, mu, cov, [0, 1, 0])
+    np.testing.assert_allclose(ws, [0.7, 0.3])
+    np.testing.assert_allclose(ms[1], mu[1])
+    np.testing.assert_allclose(cs[1], cov[1])
+    # segment 0 against a large sample of its two-component mixture
+    n = 400_000
+    pick = rng.random(n) < 0.2 / 0.7
+    draws = np.where(
+        pick[:, None],
+        rng.multivariate_normal(mu[0], cov[0], n),
+        rng.multivariate_normal(mu[2], cov[2], n),
+    )
+    np.testing.assert_allclose(ms[0], draws.mean(axis=0), atol=0.01)
+    np.testing.assert_allclose(cs[0], np.cov(draws.T), atol=0.03)

@@ -27,6 +27,8 @@ from em_pipeline.lib.segment_fit import (
     SweepSettings,
     bundle_info,
     candidate_line,
+    log_merge_path,
+    merged_assignment,
     model_inputs,
     parent_summary,
 )
@@ -115,11 +117,18 @@ def segment_model(
         context.log.info(
             f"chosen K={k} {cov} (start: {outcome.chosen_init}); {outcome.warm_summary}"
         )
-        assignment = assign_segment_ids(
-            outcome.result.best, None if champion is None else champion.bundle, schema, run_date,
-            registry=None if champion is None else champion.registry,
-            max_match_distance=config.max_match_distance,
-        )  # fmt: skip
+        merge_table = None
+        if config.segments == "merged":
+            assignment, merged, merge_table = merged_assignment(
+                outcome.result.best, inputs.X, snapshot, champion, schema, run_date
+            )
+            context.log.info(f"{k} components merged into {merged.n_segments} segments (DEMP)")
+        else:
+            assignment = assign_segment_ids(
+                outcome.result.best, None if champion is None else champion.bundle, schema,
+                run_date, registry=None if champion is None else champion.registry,
+                max_match_distance=config.max_match_distance,
+            )  # fmt: skip
         storage.write_parquet(assignment.alignment, run_date, a.ALIGNMENT)
         storage.write_parquet(assignment.registry, run_date, a.REGISTRY)
         context.log.info(
@@ -143,6 +152,8 @@ def segment_model(
         tracker.log_table(parent, assignment.alignment, "segment_alignment", "segments")
         tracker.log_table(parent, assignment.registry, "segment_registry_proposed", "segments")
         tracker.log_artifacts(parent, [model_path], "model_json")
+        if merge_table is not None:
+            log_merge_path(tracker, parent, merge_table)
         example = snapshot[schema.feature_names].head(20)
         model_uri, version = tracker.log_pyfunc_model(
             parent, model_path, example, bundle.score(example), code_paths(), pip_requirements()
