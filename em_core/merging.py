@@ -14,10 +14,12 @@ customer's segment is argmax_s τ_is. Both criteria merge one pair of groups at 
     max(p̂(i→j), p̂(j→i)) is merged. Hennig merges while that value is at least ``cutoff``
     (0.025: two groups that exchange less than 2.5 % of their members are kept apart;
     ``stop="cutoff"``). Segments of real customers overlap too, so the merges that cutoff allows
-    may go one step past the segments; the default ``stop="gap"`` stops, among the levels the
-    cutoff allows, after the merge whose value most exceeds the next one's (the largest drop of
-    log p̂ along the path, the next value 0 when the cutoff ends the path): merges of components
-    of one segment have values of one order, and the first merge of two segments a smaller one.
+    may go one step past the segments; the default ``stop="gap"`` chooses, among the levels the
+    cutoff allows, the one at the largest drop of log p̂ along the path
+    0.5, p̂_1, p̂_2, …, p̂_m, p̂_{m+1} (0.5 = two indistinguishable groups, a coin flip, stands
+    before the first merge so that "no merge" competes too; p̂_{m+1} is the first value below the
+    cutoff, 0 at the end of the path): merges of components of one segment have values of one
+    order, and the first merge of two segments a markedly smaller one.
 
 ``"entropy"`` — Baudry, Raftery, Celeux, Lo & Gottardo (2010), mclust's ``clustCombi``: the pair
     whose union lowers the posterior entropy EN = −Σ_x Σ_s τ_xs log τ_xs the most is merged, down to
@@ -39,6 +41,8 @@ MergeMethod = Literal["demp", "entropy"]
 MERGE_METHODS: tuple[MergeMethod, ...] = ("demp", "entropy")
 #: Hennig (2010)'s default cutoff for DEMP.
 DEMP_CUTOFF = 0.025
+#: DEMP of two indistinguishable groups: the pairwise Bayes rule is a coin flip.
+INDISTINGUISHABLE = 0.5
 DempStop = Literal["gap", "cutoff"]
 DEMP_STOPS: tuple[DempStop, ...] = ("gap", "cutoff")
 
@@ -183,11 +187,11 @@ def _demp_level(path: list[MergeStep], k: int, cutoff: float, stop: str) -> int:
         allowed += 1
     if allowed == 0 or stop == "cutoff":
         return k - allowed
-    values = [step.value for step in path[:allowed]]
+    values = [INDISTINGUISHABLE, *(step.value for step in path[:allowed])]
     values.append(path[allowed].value if allowed < len(path) else 0.0)
     tiny = np.finfo(float).tiny
-    drops = [np.log(values[j]) - np.log(max(values[j + 1], tiny)) for j in range(allowed)]
-    return k - (int(np.argmax(drops)) + 1)
+    drops = [np.log(values[j]) - np.log(max(values[j + 1], tiny)) for j in range(allowed + 1)]
+    return k - int(np.argmax(drops))
 
 
 def elbow(entropies: list[float]) -> int:

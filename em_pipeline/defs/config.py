@@ -104,12 +104,13 @@ class SegmentModelConfig(dg.Config):
         "choose by the criterion alone). Candidates that empty a component (expected size "
         "below one customer) are never chosen, whatever this says.",
     )
-    segments: Literal["components", "merged"] = Field(
-        default="components",
-        description="'components': each mixture component is a segment. 'merged': components "
-        "are merged into segments by DEMP (em_core.merging; a segment's probability is the sum "
-        "of its components'), matched to the champion's segments by where their customers come "
-        "from (mutual majority); the merge path goes to MLflow.",
+    segments: Literal["merged", "components"] = Field(
+        default="merged",
+        description="'merged': the mixture (fitted for the density) has its components merged "
+        "into segments by DEMP (em_core.merging; a segment's probability is the sum of its "
+        "components'), matched to the champion's segments by where their customers come from "
+        "(mutual majority); the merge path goes to MLflow. 'components': each component is a "
+        "segment (BIC adds components as the customer base grows).",
     )
     warm_start: bool = Field(
         default=True,

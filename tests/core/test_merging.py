@@ -97,8 +97,12 @@ def _path(values: list[float]) -> list[MergeStep]:
         # components of four segments, then the first merge of two segments (measured on the
         # sample generator at 20,000 customers): the cutoff allows one merge too many
         ([0.4365, 0.3561, 0.029, 0.0146, 0.0057], 4, 3),
+        ([0.3017, 0.0267, 0.0155, 0.0065], 4, 3),  # at 5,000 customers
+        # at 2,000 the sample's four segments are the four components: the one merge the cutoff
+        # allows (two true segments, 0.041) is far from a coin flip, so nothing is merged
+        ([0.0406, 0.0159, 0.006], 4, 3),
         ([0.286, 0.325, 0.224, 0.16, 1e-9], 2, 2),  # every merge allowed, the last gap decides
-        ([0.0406, 0.0159, 0.006], 3, 3),  # one merge allowed: nothing to choose
+        ([0.2, 0.001], 2, 2),  # one clear merge
         ([0.01, 0.001], 3, 3),  # nothing overlaps enough: no merge
     ],
 )
