@@ -24,6 +24,7 @@ REGISTRY = "segment_registry.parquet"
 # customer_segments, segment_profiles
 SEGMENTS = "customer_segments.parquet"
 PROFILES = "segment_profiles.parquet"
+COMPONENTS = "component_profiles.parquet"
 # segment_drift
 DRIFT_TRANSITIONS = "drift_transitions.parquet"
 DRIFT_SEGMENTS = "drift_segments.parquet"

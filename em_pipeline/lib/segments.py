@@ -128,12 +128,16 @@ class SegmentBundle:
     def probabilities(self, df: pd.DataFrame) -> np.ndarray:
         """(n, S) segment posteriors, columns in ascending segment id order: a segment's
         probability is the sum of its components' (one component per segment unless merged)."""
-        proba = self.model.predict_proba(self.transform.transform(df))
-        return segment_posteriors(proba, self._columns().tolist(), self.n_segments)
+        return self._segment_posteriors(self.model.predict_proba(self.transform.transform(df)))
+
+    def _segment_posteriors(self, component_proba: np.ndarray) -> np.ndarray:
+        return segment_posteriors(component_proba, self._columns().tolist(), self.n_segments)
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
-        """segment, segment_label, confidence and prob_segment_<id> for each input row."""
-        proba = self.probabilities(df)
+        """segment, segment_label, confidence, component (the most probable mixture component,
+        for analysts) and prob_segment_<id> for each input row."""
+        component_proba = self.model.predict_proba(self.transform.transform(df))
+        proba = self._segment_posteriors(component_proba)
         ids = np.asarray(self.segment_ids, dtype=np.int64)
         seg = ids[proba.argmax(axis=1)]
         out = pd.DataFrame(
@@ -141,6 +145,7 @@ class SegmentBundle:
                 "segment": seg.astype("int64"),
                 "segment_label": [self.labels[int(s)] for s in seg],
                 "confidence": proba.max(axis=1),
+                "component": component_proba.argmax(axis=1).astype("int64"),
             },
             index=df.index,
         )
@@ -229,6 +234,30 @@ def segment_profiles_table(
             row[f"mean_{f}"] = float(col.mean()) if col.notna().any() else None
             row[f"median_{f}"] = float(col.median()) if col.notna().any() else None
             row[f"missing_share_{f}"] = float(col.isna().mean()) if len(part) else None
+        row["run_date"] = run_date
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def component_profiles_table(
+    bundle: SegmentBundle, segments: pd.DataFrame, run_date: str
+) -> pd.DataFrame:
+    """Per mixture component (for analysts): its segment, weight, the customers whose most
+    probable component it is, and its centre in original units (the transform's inverse of
+    the component mean)."""
+    model = bundle.model
+    sizes = segments["component"].value_counts().reindex(range(model.n_components), fill_value=0)
+    centres = bundle.transform.inverse(model.means_)
+    rows = []
+    for k in range(model.n_components):
+        row: dict[str, Any] = {
+            "component": k,
+            "segment": bundle.component_to_segment[k],
+            "weight": float(model.weights_[k]),
+            "size": int(sizes[k]),
+        }
+        for j, f in enumerate(bundle.schema.feature_names):
+            row[f"centre_{f}"] = float(centres[k, j])
         row["run_date"] = run_date
         rows.append(row)
     return pd.DataFrame(rows)

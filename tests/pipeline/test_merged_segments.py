@@ -38,6 +38,7 @@ def nights(tmp_path_factory):
             "profiles": pd.read_parquet(part / "segment_profiles.parquet"),
             "alignment": pd.read_parquet(part / "segment_alignment.parquet"),
             "drift": json.loads((part / "drift_summary.json").read_text()),
+            "components": pd.read_parquet(part / "component_profiles.parquet"),
         }
     out["home"] = home
     return out
@@ -52,6 +53,12 @@ def test_components_are_merged_and_published_as_segments(nights):
         np.testing.assert_allclose(probs.sum(axis=1), 1.0)
         assert set(scored["segment"]) == set(bundle.segment_ids)  # no empty segment
         assert sorted(nights[key]["profiles"]["segment"]) == bundle.segment_ids
+        components = nights[key]["components"]
+        assert components["segment"].tolist() == bundle.component_to_segment
+        assert components["size"].sum() == len(scored)
+        assert (components["size"].to_numpy() == np.bincount(
+            scored["component"], minlength=bundle.model.n_components
+        )).all()  # fmt: skip
 
 
 def test_an_identical_rerun_keeps_every_segment_id(nights):

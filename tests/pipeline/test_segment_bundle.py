@@ -42,8 +42,9 @@ def test_merged_components_score_as_one_segment_and_round_trip(customers):
     np.testing.assert_allclose(bundle.probabilities(customers), want, rtol=1e-12)
     scored = bundle.score(customers)
     assert list(scored.columns) == [
-        "segment", "segment_label", "confidence", "prob_segment_7", "prob_segment_9",
+        "segment", "segment_label", "confidence", "component", "prob_segment_7", "prob_segment_9",
     ]  # fmt: skip
+    assert (scored["component"] == proba.argmax(axis=1)).all()
     assert scored["segment"].tolist() == [7 if p >= 0.5 else 9 for p in want[:, 0]]
     np.testing.assert_allclose(scored["confidence"], want.max(axis=1))
 

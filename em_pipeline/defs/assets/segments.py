@@ -8,10 +8,11 @@ import dagster as dg
 from em_pipeline.defs.metadata import column_schema
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import MlflowTracker, PipelineStorage
-from em_pipeline.lib.artifacts import MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT
+from em_pipeline.lib.artifacts import COMPONENTS, MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT
 from em_pipeline.lib.plots import plot_segment_profiles
 from em_pipeline.lib.segments import (
     SegmentBundle,
+    component_profiles_table,
     customer_segments_table,
     segment_profiles_table,
 )
@@ -23,8 +24,8 @@ from em_pipeline.lib.segments import (
     kinds={"pandas", "parquet"},
     deps=["segment_model", "raw_customers"],
     description="customer_id, segment (stable segment id, aligned to the champion), "
-    "segment_label, confidence (largest posterior probability), prob_segment_<id> per segment, "
-    "run_date.",
+    "segment_label, confidence (largest segment probability), component (most probable mixture "
+    "component), prob_segment_<id> per segment (the sum of its components'), run_date.",
 )
 def customer_segments(
     context: dg.AssetExecutionContext, storage: PipelineStorage
@@ -53,7 +54,9 @@ def customer_segments(
     kinds={"pandas", "parquet"},
     deps=["customer_segments", "raw_customers"],
     description="Per segment: label, size, share, mean confidence, and mean / median / missing "
-    "share of each feature over the observed values in original units.",
+    "share of each feature over the observed values in original units; and per mixture "
+    "component (component_profiles.parquet, for analysts): its segment, weight, size and "
+    "centre in original units.",
 )
 def segment_profiles(
     context: dg.AssetExecutionContext, storage: PipelineStorage, mlflow_tracker: MlflowTracker
@@ -64,6 +67,8 @@ def segment_profiles(
     segments = storage.read_parquet(run_date, SEGMENTS)
     profiles = segment_profiles_table(bundle, snapshot, segments, run_date)
     path = storage.write_parquet(profiles, run_date, PROFILES)
+    components = component_profiles_table(bundle, segments, run_date)
+    storage.write_parquet(components, run_date, COMPONENTS)
     run_id = bundle.info.get("mlflow_run_id")
     if run_id:
         tracker = mlflow_tracker.tracker()
@@ -73,6 +78,7 @@ def segment_profiles(
             )
             tracker.log_artifacts(run_id, [plot], "plots")
         tracker.log_table(run_id, profiles, "segment_profiles", "profiles")
+        tracker.log_table(run_id, components, "component_profiles", "profiles")
     shown = profiles[["segment", "segment_label", "size", "share"]]
     return dg.MaterializeResult(
         metadata={
@@ -80,5 +86,8 @@ def segment_profiles(
             "path": dg.MetadataValue.path(str(path)),
             "profiles": dg.MetadataValue.md(shown.to_markdown(index=False)),
             "min_share": float(profiles["share"].min()),
+            "components": dg.MetadataValue.md(
+                components[["component", "segment", "weight", "size"]].to_markdown(index=False)
+            ),
         }
     )
