@@ -119,6 +119,7 @@ def main() -> None:
     p.add_argument("--generators", default="sample,orders")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-supervised", action="store_true")
+    p.add_argument("--transforms", default="log1p,power", help="log1p and/or power")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     print(
@@ -134,8 +135,8 @@ def main() -> None:
                 df, truth = GENERATORS[generator](n, args.seed)
                 raw = df.drop(columns=["customer_id"], errors="ignore").to_numpy(dtype=float)
                 hgb = supervised(raw, truth)
-            for power in (False, True):
-                print(run(generator, n, args.seed, power, hgb), flush=True)
+            for transform in args.transforms.split(","):
+                print(run(generator, n, args.seed, transform == "power", hgb), flush=True)
 
 
 if __name__ == "__main__":
