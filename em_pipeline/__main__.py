@@ -212,14 +212,16 @@ def summary(home: Path, run_date: str) -> str:
     profiles = pd.read_parquet(part / artifacts.PROFILES)
     info = model["info"]
     k = len(model["labels"])
+    n_components = len(model["component_to_segment"])
     cov = model["model"].get("hyperparameters", {}).get("covariance_type", "?")
+    merged = f", merged into {k} segments" if n_components != k else f" = {k} segments"
     lines = [
         "",
         f"Done. Everything is under {home}",
         f"  input: {ingest['n_input_rows']} rows, {ingest['n_valid']} valid customers, "
         f"{ingest['n_quarantined']} quarantined ({part / artifacts.QUARANTINE})",
-        f"  chosen model: K={k} segments, covariance '{cov}' "
-        f"({info.get('criterion', 'bic').upper()}, lower is better); kept start: "
+        f"  chosen model: K={n_components} components, covariance '{cov}' "
+        f"({info.get('criterion', 'bic').upper()}, lower is better){merged}; kept start: "
         f"{info.get('best_init')}",
     ]
     if drift.get("has_champion"):
