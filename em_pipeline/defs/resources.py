@@ -131,6 +131,12 @@ class CustomerSchemaResource(dg.ConfigurableResource):
         default=[],
         description="Features that may be negative; a negative value elsewhere is quarantined.",
     )
+    max_value: float = Field(
+        default=1e12,
+        gt=0,
+        description="Largest plausible |value| of any feature; a row with a larger one is "
+        "quarantined (out_of_range), so one absurd value cannot overflow a feature's scale.",
+    )
     label_feature: str = Field(
         default="total_spend",
         description="Feature whose segment mean orders segment ids and names the labels.",
@@ -153,6 +159,7 @@ class CustomerSchemaResource(dg.ConfigurableResource):
                 for name in self.features
             ),
             label_feature=self.label_feature,
+            max_value=self.max_value,
         )
 
     def _transform(self, name: str) -> str:

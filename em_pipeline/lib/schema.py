@@ -38,8 +38,12 @@ class CustomerSchema:
     id_column: str = "customer_id"
     features: tuple[Feature, ...] = field(default=DEFAULT_FEATURES)
     label_feature: str = "total_spend"
+    #: Largest plausible |value| of any feature; a larger one is quarantined (out_of_range).
+    max_value: float = 1e12
 
     def __post_init__(self) -> None:
+        if not self.max_value > 0:
+            raise ValueError(f"max_value must be > 0, got {self.max_value}")
         names = self.feature_names
         if not names:
             raise ValueError("the schema needs at least one feature")
@@ -65,6 +69,7 @@ class CustomerSchema:
             "id_column": self.id_column,
             "features": [asdict(f) for f in self.features],
             "label_feature": self.label_feature,
+            "max_value": self.max_value,
         }
 
     @classmethod
@@ -73,4 +78,5 @@ class CustomerSchema:
             id_column=d["id_column"],
             features=tuple(Feature(**f) for f in d["features"]),
             label_feature=d["label_feature"],
+            max_value=float(d.get("max_value", 1e12)),
         )

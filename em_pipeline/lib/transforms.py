@@ -43,8 +43,15 @@ class FeatureTransform:
                 raise ValueError(f"feature {feature.name!r}: {e}") from e
             methods.append(method)
         g = _forward(x, methods, lambdas, names)
-        center = np.nanmean(g, axis=0)
-        scale = np.nanstd(g, axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            center = np.nanmean(g, axis=0)
+            scale = np.nanstd(g, axis=0)
+        broken = [n for n, c, v in zip(names, center, scale, strict=True) if not np.isfinite(c * v)]
+        if broken:
+            raise ValueError(
+                f"feature(s) {broken}: mean or standard deviation is not finite (values too "
+                "large?); lower the schema's max_value so that ingest quarantines them"
+            )
         scale = np.where(scale > 0, scale, 1.0)
         return cls(
             tuple(names), tuple(methods), tuple(lambdas), tuple(map(float, center)),

@@ -3,12 +3,16 @@
 Nothing is dropped silently: every input row ends up either in the validated snapshot or in the
 quarantine table with a ``reason`` (one or more ``code:detail`` items separated by ``"; "``).
 Reason codes: ``missing_id``, ``duplicate_id``, ``unparseable_number``, ``negative_value``,
-``all_features_missing``, ``unknown_columns``. Problems that concern the whole drop (folder missing,
+``out_of_range`` (|value| above the schema's ``max_value``: one such value would overflow a
+feature's variance), ``all_features_missing``, ``unknown_columns``, ``field_count`` and
+``multiline_record`` (a CSV record that cannot be mapped onto the header, see
+:func:`read_drop_file`). Problems that concern the whole drop (folder missing,
 no files, no rows, a file without a required column, no valid row at all) raise :class:`DropError`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,9 +30,14 @@ REASON_CODES = (
     "duplicate_id",
     "unparseable_number",
     "negative_value",
+    "out_of_range",
     "all_features_missing",
     "unknown_columns",
+    "field_count",
+    "multiline_record",
 )
+#: Hidden columns of :func:`read_drop_file` for records that could not be read as a row.
+PROBLEM, RAW = "__problem__", "__raw__"
 UnknownColumnsPolicy = Literal["quarantine", "ignore"]
 DuplicatePolicy = Literal["quarantine_all", "keep_first"]
 
@@ -67,16 +76,45 @@ def list_drop_files(folder: str | Path) -> list[Path]:
 
 
 def read_drop_file(path: Path) -> pd.DataFrame:
-    """One drop file as an object-dtype frame (CSV cells stay text, so bad numbers stay visible)."""
+    """One drop file as an object-dtype frame (CSV cells stay text, so bad numbers stay visible).
+
+    A CSV record whose number of fields differs from the header's, or that spans several lines
+    (a quote left open swallows the lines after it), is never mapped onto the columns: its cells
+    are left empty and the hidden columns ``__problem__`` (``field_count:<n>`` or
+    ``multiline_record:<lines>``) and ``__raw__`` (the record as read) carry it to quarantine.
+    """
     if path.suffix.lower() == ".csv":
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except pd.errors.EmptyDataError:
-            return pd.DataFrame()
+        df = _read_csv_records(path)
     else:
         df = pd.read_parquet(path)
     df.columns = [str(c).strip() for c in df.columns]
     return df.astype(object)
+
+
+def _read_csv_records(path: Path) -> pd.DataFrame:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return pd.DataFrame()
+        width, line = len(header), reader.line_num
+        rows, problems, raws = [], [], []
+        for record in reader:
+            lines, line = reader.line_num - line, reader.line_num
+            if not any(cell.strip() for cell in record) and len(record) <= 1:
+                continue  # a blank line
+            problem = None
+            if lines > 1:
+                problem = f"multiline_record:{lines} lines read as one record (a quote left open?)"
+            elif len(record) != width:
+                problem = f"field_count:{len(record)} fields, the header has {width}"
+            rows.append([""] * width if problem else record)
+            problems.append(problem)
+            raws.append(",".join(record) if problem else None)
+    df = pd.DataFrame(rows, columns=header, dtype=object)
+    if any(problems):
+        df[PROBLEM], df[RAW] = problems, raws
+    return df
 
 
 def _is_missing(s: pd.Series) -> pd.Series:
@@ -111,7 +149,9 @@ def validate_drop(
             raise DropError(
                 f"{name}: required column(s) {missing_cols} missing; found {list(df.columns)}"
             )
-        extra = [c for c in df.columns if c not in schema.columns]
+        problems = df[PROBLEM] if PROBLEM in df.columns else None
+        raws = df[RAW] if RAW in df.columns else None
+        extra = [c for c in df.columns if c not in schema.columns and c not in (PROBLEM, RAW)]
         reasons = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
         if extra and unknown_columns == "quarantine":
             for r in reasons:
@@ -140,6 +180,11 @@ def validate_drop(
             neg = ~miss & ~bad & (values < 0) if f in nonneg else np.zeros(len(df), bool)
             for i in np.flatnonzero(neg):
                 reasons.iat[i].append(f"negative_value:{f}={raw.iat[i]}")
+            huge = ~miss & ~bad & (np.abs(np.where(bad, 0.0, values)) > schema.max_value)
+            for i in np.flatnonzero(huge):
+                reasons.iat[i].append(
+                    f"out_of_range:{f}={raw.iat[i]} (|value| > max_value {schema.max_value:g})"
+                )
             values[miss | bad] = np.nan
             all_missing &= miss
             out[f] = values
@@ -151,6 +196,10 @@ def validate_drop(
             if extra and len(df)
             else None
         )
+        if problems is not None:  # an unreadable record: its own reason only, the raw text kept
+            for i in np.flatnonzero(problems.notna().to_numpy()):
+                reasons.iat[i] = [problems.iat[i]]
+                out.iat[i, out.columns.get_loc("_extra")] = json.dumps({"raw_record": raws.iat[i]})
         out["_reasons"] = reasons
         parts.append(out)
     rows = pd.concat(parts, ignore_index=True)

@@ -139,3 +139,45 @@ def test_real_drop_folder_with_run_date_template(tmp_path):
     q = pd.read_parquet(home / "runs" / "2024-05-01" / "quarantine.parquet")
     assert len(q) == 10
     assert not (home / "runs" / "2024-05-01" / "customer_features.parquet").exists()
+
+
+def test_an_absurd_value_is_quarantined_as_out_of_range_and_cannot_break_a_scale(tmp_path):
+    rows = [_good(i) for i in range(5)] + [_good(99, days_since_last_order="1e200")]
+    res = ingest_folder(_csv(tmp_path / "drop", rows), SCHEMA)
+    assert len(res.snapshot) == 5 and res.reason_counts["out_of_range"] == 1
+    assert "out_of_range:days_since_last_order=1e200" in res.quarantine["reason"].iloc[0]
+    tight = CustomerSchema(max_value=100.0)
+    rows = [_good(i) for i in range(3)] + [_good(9, total_spend="50")]
+    res = ingest_folder(_csv(tmp_path / "drop2", rows), tight)
+    assert res.reason_counts["out_of_range"] == 3  # total_spend 120.5 > 100
+    assert list(res.snapshot["customer_id"]) == ["G9"]
+
+
+def _raw_csv(folder, text: str):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "drop.csv").write_text(text)
+    return folder
+
+
+def test_rows_with_the_wrong_number_of_fields_are_quarantined_never_shifted(tmp_path):
+    header = ",".join(GOOD)
+    lines = [header, "G1,120.5,2,3.5,12", "G2,99.0,1,2.0,30,", "G3,50.0,1,2.0", "G4,10,1,1,1"]
+    res = ingest_folder(_raw_csv(tmp_path / "drop", "\n".join(lines) + "\n"), SCHEMA)
+    assert sorted(res.snapshot["customer_id"]) == ["G1", "G4"]  # nothing shifted into place
+    q = res.quarantine.set_index("source_row")
+    assert q.loc[2, "reason"] == "field_count:6 fields, the header has 5"
+    assert q.loc[3, "reason"] == "field_count:4 fields, the header has 5"
+    assert "G2,99.0,1,2.0,30," in q.loc[2, "extra_columns"]
+    assert res.n_input_rows == len(res.snapshot) + len(res.quarantine) == 4
+
+
+def test_a_quote_left_open_is_one_quarantined_record_not_silently_merged_rows(tmp_path):
+    header = ",".join(GOOD)
+    lines = [header, "G1,120.5,2,3.5,12", 'G2,"99.0,1,2.0,30', "G3,50.0,1,2.0,4", "G4,1,1,1,1"]
+    res = ingest_folder(_raw_csv(tmp_path / "drop", "\n".join(lines) + "\n"), SCHEMA)
+    assert list(res.snapshot["customer_id"]) == ["G1"]
+    # the open quote swallowed the three lines after it: one record, quarantined, lines named
+    assert res.quarantine["reason"].tolist() == [
+        "multiline_record:3 lines read as one record (a quote left open?)"
+    ]
+    assert "G3,50.0" in res.quarantine["extra_columns"].iloc[0]
