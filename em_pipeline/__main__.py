@@ -117,11 +117,32 @@ def score_main(argv: list[str]) -> int:
     return 0
 
 
+def _run_date_problem(run_date: str) -> str | None:
+    """Why ``run_date`` is not a partition the job can run, with the valid range; or None."""
+    try:
+        day = dt.date.fromisoformat(run_date)
+    except ValueError:
+        return f"--run-date must be YYYY-MM-DD, got {run_date!r}"
+    first = dt.date.fromisoformat(settings.start_date())
+    today = dt.datetime.now(ZoneInfo(settings.timezone())).date()
+    if not first <= day <= today:
+        return (
+            f"--run-date {run_date} is outside the daily partitions: run dates go from "
+            f"{first} ({settings.START_DATE_ENV}) to today, {today} ({settings.timezone()})"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["score"]:
         return score_main(argv[1:])
     args = _parse(argv)
+    run_date = args.run_date or dt.datetime.now(ZoneInfo(settings.timezone())).date().isoformat()
+    problem = _run_date_problem(run_date)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     # MLflow's hints about signatures and type hints are not actionable for this model
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
     home = settings.home_dir(args.home)
@@ -134,12 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
         (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    run_date = args.run_date or dt.datetime.now(ZoneInfo(settings.timezone())).date().isoformat()
-    try:
-        dt.date.fromisoformat(run_date)
-    except ValueError:
-        print(f"error: --run-date must be YYYY-MM-DD, got {run_date!r}", file=sys.stderr)
-        return 2
 
     import dagster as dg
 

@@ -30,11 +30,29 @@ class ScoreResult:
     segment_counts: dict[int, int]
 
 
+#: First characters that make a spreadsheet run a cell as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula get a leading apostrophe (OWASP's
+    CSV-injection advice); numbers are left alone."""
+    out = df.copy()
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].map(_escape_cell)
+    return out
+
+
+def _escape_cell(v: object) -> object:
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA_STARTS) else v
+
+
 def _write(df: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if path.suffix.lower() == ".csv":
-        df.to_csv(tmp, index=False)
+        _escape_formulas(df).to_csv(tmp, index=False)
     else:
         df.to_parquet(tmp, index=False)
     tmp.replace(path)

@@ -129,6 +129,18 @@ def _as_text(v: object) -> str | None:
     return str(v)
 
 
+def _id_text(v: object) -> str | None:
+    """A customer id as text: ids are strings, so CSV's "005" and "5" stay distinct, while a
+    numeric id (Parquet) is written without a float's ".0" (6.0 -> "6"), as a CSV export would."""
+    if isinstance(v, bool | np.bool_):
+        return str(v)
+    if isinstance(v, float | np.floating) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    return _as_text(v)
+
+
 def validate_drop(
     frames: list[tuple[str, pd.DataFrame]],
     schema: CustomerSchema,
@@ -161,7 +173,7 @@ def validate_drop(
         out = pd.DataFrame(index=df.index)
         out["source_file"] = name
         out["source_row"] = np.arange(1, len(df) + 1)
-        ids = df[schema.id_column].map(_as_text)
+        ids = df[schema.id_column].map(_id_text)
         ids = ids.map(lambda v: v.strip() if isinstance(v, str) else v)
         id_missing = _is_missing(ids)
         for i in np.flatnonzero(id_missing.to_numpy()):

@@ -181,3 +181,15 @@ def test_a_quote_left_open_is_one_quarantined_record_not_silently_merged_rows(tm
         "multiline_record:3 lines read as one record (a quote left open?)"
     ]
     assert "G3,50.0" in res.quarantine["extra_columns"].iloc[0]
+
+
+def test_numeric_ids_from_parquet_match_the_same_ids_in_csv(tmp_path):
+    folder = _csv(tmp_path / "drop", [_good(0, customer_id="6"), _good(1, customer_id="005")])
+    parquet = pd.DataFrame(
+        {"customer_id": [6.0, 7.0], **{f: [1.0, 2.0] for f in SCHEMA.feature_names}}
+    )
+    parquet.to_parquet(folder / "more.parquet", index=False)
+    res = ingest_folder(folder, SCHEMA)
+    # 6.0 is the CSV's "6": a duplicate, both copies quarantined; "005" stays its own id
+    assert sorted(res.snapshot["customer_id"]) == ["005", "7"]
+    assert res.reason_counts["duplicate_id"] == 2

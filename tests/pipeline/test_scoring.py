@@ -51,3 +51,24 @@ def test_score_command_without_a_model_fails_clearly(tmp_path, capsys):
                  str(tmp_path / "o.parquet")])  # fmt: skip
     assert code == 1
     assert "run the nightly job first" in capsys.readouterr().err
+
+
+def test_csv_output_escapes_cells_a_spreadsheet_would_run():
+    import pandas as pd
+
+    from em_pipeline.scoring import _escape_formulas
+
+    ids = ["=HYPERLINK(1)", "+1", "A-1", "@x"]
+    df = pd.DataFrame({"customer_id": ids, "score": [-1.0, 2, 3, 4]})
+    out = _escape_formulas(df)
+    assert out["customer_id"].tolist() == ["'=HYPERLINK(1)", "'+1", "A-1", "'@x"]
+    assert out["score"].tolist() == [-1.0, 2, 3, 4]  # numbers untouched
+
+
+def test_a_run_date_outside_the_partitions_names_the_valid_range(capsys):
+    from em_pipeline.__main__ import main
+
+    assert main(["--run-date", "2999-01-01", "--home", "/nonexistent/never-created"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the daily partitions" in err and "2024-01-01" in err and "to today" in err
+    assert main(["--run-date", "2023-12-31"]) == 2
