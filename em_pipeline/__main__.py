@@ -239,6 +239,10 @@ def summary(home: Path, run_date: str) -> str:
         f"({info.get('criterion', 'bic').upper()}, lower is better){merged}; kept start: "
         f"{info.get('best_init')}",
     ]
+    # the drop's entries that were not read, right after the input line
+    lines[3:3] = [
+        f"  skipped {name}: {why}" for name, why in (ingest.get("skipped_files") or {}).items()
+    ]
     if drift.get("has_champion"):
         lines += [
             f"  vs champion {drift['champion_run_date']}: ids aligned; new segments "

@@ -13,6 +13,7 @@ no files, no rows, a file without a required column, no valid row at all) raise 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,25 +55,56 @@ class IngestResult:
     n_input_rows: int
     reason_counts: dict[str, int]
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    skipped_files: dict[str, str] = field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
         return len(self.quarantine) / self.n_input_rows if self.n_input_rows else 0.0
 
 
+#: File endings a drop may use; ``.csv.gz`` is read through gzip.
+DROP_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
 def list_drop_files(folder: str | Path) -> list[Path]:
     """The CSV and Parquet files of a drop folder, sorted by name; an error if there are none."""
+    files, _ = scan_drop_folder(folder)
+    return files
+
+
+def scan_drop_folder(folder: str | Path) -> tuple[list[Path], dict[str, str]]:
+    """The drop's data files (sorted by name) and every other entry with why it is skipped:
+    sub-folders, other file types, hidden and macOS ``._`` files, and links that leave the
+    folder (never followed, never read)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DropError(f"customer drop folder {folder} does not exist")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in {".csv", ".parquet", ".pq"}
-    )
+    root = folder.resolve()
+    files, skipped = [], {}
+    for p in sorted(folder.iterdir()):
+        reason = _skip_reason(p, root)
+        if reason:
+            skipped[p.name] = reason
+        else:
+            files.append(p)
     if not files:
-        raise DropError(f"customer drop folder {folder} holds no .csv or .parquet file")
-    return files
+        raise DropError(
+            f"customer drop folder {folder} holds no .csv or .parquet file "
+            f"({', '.join(DROP_SUFFIXES)})" + (f" (skipped: {skipped})" if skipped else "")
+        )
+    return files, skipped
+
+
+def _skip_reason(p: Path, root: Path) -> str | None:
+    if p.is_symlink() and root not in p.resolve().parents:
+        return "a link to outside the drop folder (not followed)"
+    if p.name.startswith("."):
+        return "a hidden file (macOS '._' metadata, editor or system file)"
+    if p.is_dir():
+        return "a sub-folder (only the drop folder's own files are read)"
+    if not p.name.lower().endswith(DROP_SUFFIXES):
+        return f"not a drop file ({', '.join(DROP_SUFFIXES)})"
+    return None
 
 
 def read_drop_file(path: Path) -> pd.DataFrame:
@@ -83,7 +115,7 @@ def read_drop_file(path: Path) -> pd.DataFrame:
     are left empty and the hidden columns ``__problem__`` (``field_count:<n>`` or
     ``multiline_record:<lines>``) and ``__raw__`` (the record as read) carry it to quarantine.
     """
-    if path.suffix.lower() == ".csv":
+    if path.name.lower().endswith((".csv", ".csv.gz")):
         df = _read_csv_records(path)
     else:
         df = pd.read_parquet(path)
@@ -92,7 +124,8 @@ def read_drop_file(path: Path) -> pd.DataFrame:
 
 
 def _read_csv_records(path: Path) -> pd.DataFrame:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -267,7 +300,10 @@ def ingest_folder(
     unknown_columns: UnknownColumnsPolicy = "quarantine",
     duplicates: DuplicatePolicy = "quarantine_all",
 ) -> IngestResult:
-    """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`)."""
-    files = list_drop_files(folder)
+    """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`);
+    the entries that are not read are listed in ``skipped_files`` with why."""
+    files, skipped = scan_drop_folder(folder)
     frames = [(p.name, read_drop_file(p)) for p in files]
-    return validate_drop(frames, schema, unknown_columns=unknown_columns, duplicates=duplicates)
+    result = validate_drop(frames, schema, unknown_columns=unknown_columns, duplicates=duplicates)
+    result.skipped_files = skipped
+    return result

@@ -193,3 +193,24 @@ def test_numeric_ids_from_parquet_match_the_same_ids_in_csv(tmp_path):
     # 6.0 is the CSV's "6": a duplicate, both copies quarantined; "005" stays its own id
     assert sorted(res.snapshot["customer_id"]) == ["005", "7"]
     assert res.reason_counts["duplicate_id"] == 2
+
+
+def test_gzipped_csv_is_read_and_every_other_entry_is_listed_as_skipped(tmp_path):
+    import gzip
+
+    folder = _csv(tmp_path / "drop", [_good(0), _good(1)])
+    text = (folder / "drop.csv").read_text().replace("G0", "Z0").replace("G1", "Z1")
+    with gzip.open(folder / "more.csv.gz", "wt") as handle:
+        handle.write(text)
+    (folder / "._drop.csv").write_bytes(b"\x00\x05\x16\x07 Mac OS X metadata \xfc")
+    (folder / "notes.txt").write_text("customer_id\nX1\n")
+    (folder / "archive").mkdir()
+    secret = tmp_path / "secret.csv"
+    secret.write_text("API_KEY=do-not-read\n")
+    (folder / "link.csv").symlink_to(secret)
+    res = ingest_folder(folder, SCHEMA)
+    assert sorted(res.snapshot["customer_id"]) == ["G0", "G1", "Z0", "Z1"]
+    assert set(res.skipped_files) == {"._drop.csv", "notes.txt", "archive", "link.csv"}
+    assert "outside the drop folder" in res.skipped_files["link.csv"]
+    assert "sub-folder" in res.skipped_files["archive"]
+    assert "do-not-read" not in repr(res)  # the link's target was never read

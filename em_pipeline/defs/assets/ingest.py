@@ -50,8 +50,11 @@ def raw_customers(
         "quarantine_share": result.quarantine_share,
         "reason_counts": result.reason_counts,
         "ignored_columns": result.ignored_columns,
+        "skipped_files": result.skipped_files,
     }
     storage.write_json(summary, run_date, SUMMARY)
+    for name, why in result.skipped_files.items():
+        context.log.warning(f"skipped {name}: {why}")
     context.log.info(
         f"{len(result.snapshot)} valid customers, {len(result.quarantine)} quarantined "
         f"of {result.n_input_rows} rows ({result.reason_counts})"
@@ -69,6 +72,7 @@ def raw_customers(
         "quarantine_share": float(result.quarantine_share),
         **{f"quarantine/{code}": n for code, n in result.reason_counts.items()},
         "ignored_columns": dg.MetadataValue.json(result.ignored_columns),
+        "skipped_files": dg.MetadataValue.json(result.skipped_files),
         "quarantine_preview": dg.MetadataValue.md(
             preview.to_markdown(index=False) if len(preview) else "(no quarantined rows)"
         ),
