@@ -123,9 +123,17 @@ def read_drop_file(path: Path) -> pd.DataFrame:
     return df.astype(object)
 
 
+def _csv_encoding(path: Path) -> str:
+    """UTF-16 when the file starts with its byte-order mark, else UTF-8 (a BOM is dropped)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        head = raw.read(2)
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
 def _read_csv_records(path: Path) -> pd.DataFrame:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
+    with opener(path, "rt", newline="", encoding=_csv_encoding(path)) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -303,7 +311,17 @@ def ingest_folder(
     """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`);
     the entries that are not read are listed in ``skipped_files`` with why."""
     files, skipped = scan_drop_folder(folder)
-    frames = [(p.name, read_drop_file(p)) for p in files]
+    frames = []
+    for p in files:
+        try:
+            frames.append((p.name, read_drop_file(p)))
+        except UnicodeDecodeError as e:  # the rest of the drop goes on without this file
+            skipped[p.name] = (
+                f"not readable as UTF-8 or UTF-16 (byte {e.object[e.start : e.start + 1]!r} at "
+                f"offset {e.start}): re-export it as UTF-8"
+            )
+    if not frames:
+        raise DropError(f"no file of the drop {folder} could be read: {skipped}")
     result = validate_drop(frames, schema, unknown_columns=unknown_columns, duplicates=duplicates)
     result.skipped_files = skipped
     return result

@@ -214,3 +214,15 @@ def test_gzipped_csv_is_read_and_every_other_entry_is_listed_as_skipped(tmp_path
     assert "outside the drop folder" in res.skipped_files["link.csv"]
     assert "sub-folder" in res.skipped_files["archive"]
     assert "do-not-read" not in repr(res)  # the link's target was never read
+
+
+def test_utf16_and_bom_files_are_read_and_an_undecodable_file_is_skipped_with_why(tmp_path):
+    folder = _csv(tmp_path / "drop", [_good(0)])
+    text = (folder / "drop.csv").read_text()
+    (folder / "utf16.csv").write_text(text.replace("G0", "U0"), encoding="utf-16")
+    (folder / "bom.csv").write_text(text.replace("G0", "B0"), encoding="utf-8-sig")
+    (folder / "latin1.csv").write_bytes(text.replace("G0", "M\u00fcller").encode("latin-1"))
+    res = ingest_folder(folder, SCHEMA)
+    assert sorted(res.snapshot["customer_id"]) == ["B0", "G0", "U0"]
+    assert "not readable as UTF-8" in res.skipped_files["latin1.csv"]
+    assert "0xfc" in res.skipped_files["latin1.csv"] or "\\xfc" in res.skipped_files["latin1.csv"]
