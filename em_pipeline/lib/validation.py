@@ -118,9 +118,19 @@ def read_drop_file(path: Path) -> pd.DataFrame:
     if path.name.lower().endswith((".csv", ".csv.gz")):
         df = _read_csv_records(path)
     else:
-        df = pd.read_parquet(path)
+        df = _typed_as_text(pd.read_parquet(path))
     df.columns = [str(c).strip() for c in df.columns]
     return df.astype(object)
+
+
+def _typed_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Parquet columns of date, time or duration type become text naming their type, so a
+    timestamp in a feature column is quarantined as unparseable instead of read as a number."""
+    for col in df.columns:
+        kind = df[col].dtype
+        if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_timedelta64_dtype(kind):
+            df[col] = df[col].map(lambda v, kind=kind: None if pd.isna(v) else f"{kind} {v}")
+    return df
 
 
 def _csv_encoding(path: Path) -> str:

@@ -226,3 +226,16 @@ def test_utf16_and_bom_files_are_read_and_an_undecodable_file_is_skipped_with_wh
     assert sorted(res.snapshot["customer_id"]) == ["B0", "G0", "U0"]
     assert "not readable as UTF-8" in res.skipped_files["latin1.csv"]
     assert "0xfc" in res.skipped_files["latin1.csv"] or "\\xfc" in res.skipped_files["latin1.csv"]
+
+
+def test_a_timestamp_column_in_parquet_is_never_read_as_a_number(tmp_path):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    values = {f: [1.0, 2.0] for f in SCHEMA.feature_names}
+    df = pd.DataFrame({"customer_id": ["P1", "P2"], **values})
+    df["days_since_last_order"] = pd.to_datetime(["2026-11-30", None])
+    df.to_parquet(folder / "drop.parquet", index=False)
+    res = ingest_folder(folder, SCHEMA)
+    assert list(res.snapshot["customer_id"]) == ["P2"]  # its missing timestamp is a missing cell
+    reason = res.quarantine["reason"].iloc[0]
+    assert reason.startswith("unparseable_number:days_since_last_order=") and "2026-11-30" in reason
