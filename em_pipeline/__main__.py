@@ -26,6 +26,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m em_pipeline",
         description="Run the nightly customer segmentation (ingest, impute, segment, log to "
         "MLflow, publish to Parquet + DuckDB) for one run date.",
+        epilog="To score a file with the champion model between refits: python -m em_pipeline "
+        "score --input customers.csv --output scored.parquet (see score --help).",
     )
     p.add_argument(
         "--home",

@@ -72,3 +72,13 @@ def test_a_run_date_outside_the_partitions_names_the_valid_range(capsys):
     err = capsys.readouterr().err
     assert "outside the daily partitions" in err and "2024-01-01" in err and "to today" in err
     assert main(["--run-date", "2023-12-31"]) == 2
+
+
+def test_help_points_to_the_score_command(capsys):
+    import pytest
+
+    from em_pipeline.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "score --input" in capsys.readouterr().out
