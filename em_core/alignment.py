@@ -42,6 +42,28 @@ def component_distances(gm, reference) -> FloatArray:
     return out
 
 
+def segment_distances(
+    gm, segments: list[int], reference=None, reference_segments: list[int] | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """Bhattacharyya distances between the segments of two fitted mixtures, each segment (a
+    group of components, ``segments[k]`` = 0..S−1) summarised by its moment-matched Gaussian
+    (:func:`em_core.merging.segment_moments`). Returns the (S_gm, S_reference) distances (no
+    columns without a reference) and the means of ``gm``'s segments."""
+    from .merging import segment_moments
+
+    _, means, covs = segment_moments(gm.weights_, gm.means_, _full_covariances(gm), segments)
+    if reference is None:
+        return np.empty((means.shape[0], 0)), means
+    _, ref_means, ref_covs = segment_moments(
+        reference.weights_, reference.means_, _full_covariances(reference), reference_segments
+    )
+    out = np.empty((means.shape[0], ref_means.shape[0]))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = bhattacharyya(means[i], covs[i], ref_means[j], ref_covs[j])
+    return out, means
+
+
 def align_labels(gm, reference) -> np.ndarray:
     """Permutation mapping ``gm``'s components onto ``reference``'s.
 

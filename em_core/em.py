@@ -25,7 +25,6 @@ from .suffstats import SufficientStats, maximize
 #: the model is one with fewer components. mclust stops at a column sum of √ε rows ("mixing
 #: proportion fell below threshold") and reports no fit; one row is the natural unit of a count.
 MIN_COMPONENT_SIZE = 1.0
-EMPTY_COMPONENT = "empty component"
 
 
 def empty_component(nk: FloatArray) -> str | None:
@@ -35,7 +34,7 @@ def empty_component(nk: FloatArray) -> str | None:
         return None
     k = int(small[np.argmin(nk[small])])
     return (
-        f"{EMPTY_COMPONENT}: component {k} has expected size {nk[k]:.3g} < "
+        f"empty component: component {k} has expected size {nk[k]:.3g} < "
         f"{MIN_COMPONENT_SIZE:g} row (mixing proportion estimated as zero; the model reduces "
         "to one with fewer components)"
     )
@@ -101,6 +100,7 @@ class EMRun:
     n_iter: int = 0
     converged: bool = False
     degenerate: str | None = None
+    empty_component: bool = False  # degenerate because a component emptied (empty_component)
     entropy: float = 0.0
 
 
@@ -142,7 +142,7 @@ def run_em(
         run.entropy = stats.entropy
         empty = empty_component(np.asarray(stats.nk))
         if empty is not None:
-            run.degenerate = empty
+            run.degenerate, run.empty_component = empty, True
             break
         if it > 0 and abs(ll - prev) / n < tol:
             run.converged = True

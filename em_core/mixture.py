@@ -13,7 +13,7 @@ from ._validation import (
     check_params,
     check_random_state,
 )
-from .em import EMPTY_COMPONENT, MIN_COMPONENT_SIZE, EMRun, run_em
+from .em import MIN_COMPONENT_SIZE, EMRun, run_em
 from .estep import (
     _responsibilities,
     group_by_pattern,
@@ -235,7 +235,7 @@ class GaussianMixture:
                 "n_iter": r.n_iter,
                 "converged": r.converged,
                 "degenerate": r.degenerate is not None,
-                "empty_component": _is_empty(r),
+                "empty_component": r.empty_component,
                 "reason": r.degenerate,
             }
             for i, r in enumerate(runs)
@@ -262,7 +262,7 @@ class GaussianMixture:
 
     def _no_fit_error(self, runs: list[EMRun], failures: list[str]) -> DegenerateFitError:
         what = f"{self.n_components}-component {self.covariance_type} mixture"
-        if all(_is_empty(r) for r in runs):
+        if all(r.empty_component for r in runs):
             return EmptyComponentError(
                 f"every EM restart of a {what} left a component with an expected size below "
                 f"{MIN_COMPONENT_SIZE:g} row: the data support fewer components (mclust: "
@@ -586,10 +586,6 @@ class GaussianMixture:
             f"GaussianMixture(n_components={self.n_components}, "
             f"covariance_type={self.covariance_type!r})"
         )
-
-
-def _is_empty(run: EMRun) -> bool:
-    return bool(run.degenerate and run.degenerate.startswith(EMPTY_COMPONENT))
 
 
 def _as_float(value: ArrayLike, shape: tuple[int, ...], name: str) -> FloatArray:

@@ -174,37 +174,25 @@ def assign_merged_segment_ids(
     come from (:func:`em_core.match_segments` on ``posteriors`` (n, S) and the champion's
     ``champion_posteriors`` of the same customers, columns in the champion's ascending id order);
     the alignment's distance is the Bhattacharyya distance between the segments' moment-matched
-    Gaussians (:func:`em_core.merging.segment_moments`), and ``component`` names the segment's
-    heaviest component.
+    Gaussians (:func:`em_core.alignment.segment_distances`), and ``component`` names the
+    segment's heaviest component.
     """
-    from em_core import bhattacharyya, match_segments
-    from em_core.alignment import _full_covariances
-    from em_core.merging import segment_moments
+    from em_core import match_segments
+    from em_core.alignment import segment_distances
 
-    w, means, covs = segment_moments(
-        model.weights_, model.means_, _full_covariances(model), component_segment
-    )
+    n_segments = max(component_segment) + 1
+    by_weight = np.argsort(-np.asarray(model.weights_), kind="stable")
     heaviest = [
-        max(
-            (k for k, s in enumerate(component_segment) if s == seg),
-            key=lambda k: model.weights_[k],
-        )
-        for seg in range(len(w))
+        next(int(k) for k in by_weight if component_segment[k] == s) for s in range(n_segments)
     ]
-    units = _Units(means, list(component_segment), heaviest)
     if champion is None:
-        return _assign(units, [None] * len(w), None, None, [], schema, run_date, registry)
+        means = segment_distances(model, component_segment)[1]
+        units = _Units(means, list(component_segment), heaviest)
+        return _assign(units, [None] * n_segments, None, None, [], schema, run_date, registry)
     champ_ids = champion.segment_ids
-    index = {sid: i for i, sid in enumerate(champ_ids)}
-    champ_seg = [index[sid] for sid in champion.component_to_segment]
-    _, cmeans, ccovs = segment_moments(
-        champion.model.weights_, champion.model.means_, _full_covariances(champion.model),
-        champ_seg,
-    )  # fmt: skip
-    dist = np.array(
-        [[bhattacharyya(means[i], covs[i], cmeans[j], ccovs[j]) for j in range(len(champ_ids))]
-         for i in range(len(w))]
-    )  # fmt: skip
+    champ_seg = [champ_ids.index(sid) for sid in champion.component_to_segment]
+    dist, means = segment_distances(model, component_segment, champion.model, champ_seg)
+    units = _Units(means, list(component_segment), heaviest)
     match, _ = match_segments(posteriors, champion_posteriors)
     matches = [int(j) if j >= 0 else None for j in match]
     return _assign(units, matches, dist, champion, champ_ids, schema, run_date, registry)

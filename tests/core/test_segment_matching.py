@@ -55,3 +55,22 @@ def test_a_merge_keeps_the_id_of_the_segment_that_dominates_it():
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match="same n"):
         match_segments(np.ones((3, 2)) / 2, np.ones((4, 2)) / 2)
+
+
+def test_segment_distances_of_single_component_segments_are_the_component_distances():
+    from em_core import GaussianMixture, component_distances
+    from em_core.alignment import segment_distances
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(size=(200, 2)) + c for c in ([0, 0], [5, 0], [0, 5])])
+    a = GaussianMixture(3, random_state=0).fit(X)
+    b = GaussianMixture(3, random_state=1).fit(X[::2])
+    dist, means = segment_distances(a, [0, 1, 2], b, [0, 1, 2])
+    np.testing.assert_allclose(dist, component_distances(a, b), rtol=1e-10)
+    np.testing.assert_allclose(means, a.means_)
+    merged, merged_means = segment_distances(a, [0, 0, 1])
+    assert merged.shape == (2, 0)
+    w = a.weights_
+    np.testing.assert_allclose(
+        merged_means[0], (w[0] * a.means_[0] + w[1] * a.means_[1]) / (w[0] + w[1])
+    )
