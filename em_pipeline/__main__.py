@@ -19,6 +19,24 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from em_pipeline import settings
+from em_pipeline.lib.home_lock import HomeBusy, hold_home
+
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_HOME_BUSY = 3
+
+# one queued run per home for runs launched from the Dagster UI or its schedule (the job is
+# tagged em_segments/home); CLI runs take the home's lock instead
+DAGSTER_YAML = """telemetry:
+  enabled: false
+concurrency:
+  runs:
+    tag_concurrency_limits:
+      - key: em_segments/home
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+"""
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +45,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         description="Run the nightly customer segmentation (ingest, impute, segment, log to "
         "MLflow, publish to Parquet + DuckDB) for one run date.",
         epilog="To score a file with the champion model between refits: python -m em_pipeline "
-        "score --input customers.csv --output scored.parquet (see score --help).",
+        "score --input customers.csv --output scored.parquet (see score --help). Exit codes: 0 "
+        "published, 1 the run failed or was not published (the closing lines say why), 2 bad "
+        "arguments, 3 another run is using the home.",
     )
     p.add_argument(
         "--home",
@@ -46,6 +66,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--k-max", type=int, help="largest number of segments tried (default 8)")
     p.add_argument("--n-init", type=int, help="EM restarts per candidate (default 3)")
     p.add_argument("--seed", type=int, help="random seed of the model fit (default 0)")
+    p.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="if another run is using the home, wait up to this long for it (default 0: fail at "
+        "once, exit code 3)",
+    )
     p.add_argument(
         "--run-config",
         help="JSON file with a Dagster run config (ops.<asset>.config...), merged under the flags",
@@ -144,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = _run_date_problem(run_date)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     # MLflow's hints about signatures and type hints are not actionable for this model
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
     home = settings.home_dir(args.home)
@@ -156,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
 
     import dagster as dg
 
@@ -166,13 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     job = definitions.resolve_job_def(settings.JOB_NAME)
     source = definitions.resources["source"]
     print(f"em-segments: run date {run_date}, source: {source.describe()}, home: {home}")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            partition_key=run_date,
-            instance=instance,
-            run_config=_run_config(args),
-            raise_on_error=False,
-        )
+    try:
+        with (
+            hold_home(
+                home, wait_seconds=args.wait_for_lock, run_date=run_date, command=" ".join(argv)
+            ),
+            dg.DagsterInstance.get() as instance,
+        ):
+            result = job.execute_in_process(
+                partition_key=run_date,
+                instance=instance,
+                run_config=_run_config(args),
+                raise_on_error=False,
+            )
+    except HomeBusy as e:
+        print(f"error: {e} (--wait-for-lock SECONDS)", file=sys.stderr)
+        return EXIT_HOME_BUSY
     if not result.success:
         print("\nRUN FAILED", file=sys.stderr)
         for event in result.all_events:
@@ -181,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                 if err.cls_name == "DagsterAssetCheckFailedError":
                     continue  # the check's own line below says which gate and why
                 print(f"  step {event.step_key}: {err.message.strip()}", file=sys.stderr)
+            elif event.event_type_value == "RESOURCE_INIT_FAILURE":
+                err = event.event_specific_data.error
+                print(f"  resource set-up: {err.message.strip()}", file=sys.stderr)
         gates, failed_checks = [], []
         for ev in result.get_asset_check_evaluations():
             if not ev.passed:
@@ -212,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  Dagster run id {result.run_id}; logs in {os.environ['DAGSTER_HOME']}",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_RUN_FAILED
     print(summary(home, run_date))
     return 0
 

@@ -8,9 +8,10 @@ em_pipeline`` write under one home folder; tests build their own with :func:`def
 import datetime as dt
 import json
 import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from em_core.power import POWER_METHODS
 from em_pipeline import settings
+from em_pipeline.lib.home_lock import hold_home
 from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
+from em_pipeline.lib.published_versions import PublishedLayout, recover
 from em_pipeline.lib.sample_data import SampleDrop, write_sample_drop
 from em_pipeline.lib.schema import DEFAULT_FEATURES, CustomerSchema, Feature
 from em_pipeline.lib.segments import SegmentBundle
@@ -174,9 +177,39 @@ class CustomerSchemaResource(dg.ConfigurableResource):
 
 
 class PipelineStorage(dg.ConfigurableResource):
-    """Local working files of each partition: ``<home>/runs/<run_date>/``."""
+    """Local working files of each partition: ``<home>/runs/<run_date>/``.
+
+    While a run uses it, the resource holds the home's run lock (:mod:`em_pipeline.lib.home_lock`):
+    a second run on the same home fails at once, or after ``lock_wait_seconds``, naming the first.
+    """
 
     home: str = Field(description="Home folder of the pipeline (absolute path).")
+    lock_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long a run waits for another run on the same home to finish before "
+        "failing (0 = fail at once).",
+    )
+    _lock: ExitStack | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.dagster_run
+        stack = ExitStack()
+        stack.enter_context(
+            hold_home(
+                self.home,
+                wait_seconds=self.lock_wait_seconds,
+                run_date=None if run is None else run.tags.get("dagster/partition"),
+                dagster_run_id=context.run_id,
+                command=" ".join(sys.argv),
+            )
+        )
+        self._lock = stack
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def partition_dir(self, run_date: str) -> Path:
         d = Path(self.home) / "runs" / run_date
@@ -223,6 +256,8 @@ class Champion:
     run_date: str
     model_version: str
     registry: pd.DataFrame | None
+    mlflow_run_id: str = ""
+    promoted_at: str = ""
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -234,8 +269,19 @@ class Warehouse(dg.ConfigurableResource):
     published tables, even if moving the MLflow alias failed or the tracking server is down.
     """
 
-    duckdb_path: str = Field(description="DuckDB warehouse file that BI tools open.")
-    parquet_dir: str = Field(description="Folder of the published Parquet tables.")
+    duckdb_path: str = Field(
+        description="DuckDB warehouse path that BI tools open (a link to the current version)."
+    )
+    parquet_dir: str = Field(
+        description="Folder of the published Parquet tables (links into current/ and the "
+        "versions/ they point to)."
+    )
+    keep_versions: int = Field(
+        default=2,
+        ge=1,
+        description="Published versions kept on disk (the current one and older ones), so a "
+        "reader that opened yesterday's files can finish reading them.",
+    )
 
     def before_commit(self, con: duckdb.DuckDBPyConnection) -> None:
         """Hook run inside the publish transaction just before COMMIT (no-op; for extensions)."""
@@ -255,7 +301,12 @@ class Warehouse(dg.ConfigurableResource):
             history,
             derived=derived,
             before_commit=self.before_commit,
+            keep_versions=self.keep_versions,
         )
+
+    def recover(self) -> list[Path]:
+        """Repair what a crashed publish left behind; returns the leftovers removed."""
+        return recover(PublishedLayout.of(self.parquet_dir, self.duckdb_path), self.keep_versions)
 
     def read(self, name: str) -> pd.DataFrame | None:
         """A published table (read-only connection), or None if it does not exist yet."""
@@ -272,6 +323,8 @@ class Warehouse(dg.ConfigurableResource):
             run_date=str(r["run_date"])[:10],
             model_version=str(r["model_version"] or ""),
             registry=self.read(REGISTRY_TABLE),
+            mlflow_run_id=str(r["mlflow_run_id"] or ""),
+            promoted_at=pd.Timestamp(r["promoted_at"]).isoformat() + "Z",
         )
 
 

@@ -7,10 +7,14 @@ import dagster as dg
 
 from em_pipeline import settings
 
+HOME_TAG = "em_segments/home"
+
 nightly_segmentation = dg.define_asset_job(
     name=settings.JOB_NAME,
     selection=dg.AssetSelection.groups("segmentation"),
     description="Ingest, impute, segment, log to MLflow and publish one run date.",
+    # the run queue admits one run per home (tag_concurrency_limits in dagster.yaml)
+    tags={HOME_TAG: str(settings.home_dir())},
 )
 
 

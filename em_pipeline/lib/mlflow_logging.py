@@ -25,6 +25,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 _BATCH = 1000
@@ -257,6 +258,16 @@ class SegmentTracker:
         self.client.update_run(run_id, status="RUNNING")
         version = info.registered_model_version
         return info.model_uri, None if version is None else str(version)
+
+    def alias_version(self) -> str | None:
+        """The model version the registry alias points to, or None if it is not set."""
+        try:
+            mv = self.client.get_model_version_by_alias(
+                self.settings.registered_model_name, self.settings.alias
+            )
+        except MlflowException:
+            return None
+        return str(mv.version)
 
     def set_alias(self, version: str) -> None:
         self.client.set_registered_model_alias(

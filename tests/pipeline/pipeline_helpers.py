@@ -51,6 +51,12 @@ def run_pipeline(
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(
-        e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
-    )
+    """Errors of failed steps and of failures outside a step (e.g. a resource's set-up)."""
+    errors = []
+    for e in result.all_events:
+        error = getattr(e.event_specific_data, "error", None)
+        if e.is_step_failure:
+            errors.append(e.step_failure_data.error.to_string())
+        elif error is not None:
+            errors.append(error.to_string())
+    return "\n".join(errors)

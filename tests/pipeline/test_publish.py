@@ -1,11 +1,19 @@
 """Publishing is atomic: a failure leaves the previous tables intact; history is keyed by date."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
 from pipeline_helpers import RUN_DATE, failure_messages, run_pipeline
 
 from em_pipeline.defs.resources import Warehouse
+from em_pipeline.lib.failpoints import FAILPOINT_ENV
+from em_pipeline.lib.published_versions import current_files
 from em_pipeline.lib.warehouse import publish_tables, read_table
 
 
@@ -21,10 +29,7 @@ def _snapshot(home):
     tables = {}
     for name in ("customer_segments", "segment_profiles", "customer_segments_history"):
         tables[name] = read_table(home / "warehouse.duckdb", name)
-    files = {
-        p.relative_to(home / "published"): p.read_bytes()
-        for p in (home / "published").rglob("*.parquet")
-    }
+    files = {name: p.read_bytes() for name, p in current_files(home / "published").items()}
     return tables, files
 
 
@@ -44,7 +49,7 @@ def test_failure_during_publishing_leaves_previous_tables_intact(full_run):
     assert after_files == before_files
     for name, df in before_tables.items():
         pd.testing.assert_frame_equal(after_tables[name], df)
-    assert not list((home / "published").glob(".staging-*"))
+    assert not list((home / "published" / "versions").glob(".staging-*"))
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     dates = {
         str(r[0]) for r in con.execute("SELECT DISTINCT run_date FROM segment_runs").fetchall()
@@ -126,7 +131,7 @@ def test_error_before_commit_rolls_back_every_table(tmp_path):
     assert len(read_table(db, "hist")) == 2
     assert pd.read_parquet(pq / "cur.parquet")["segment"].tolist() == [0, 0]
     assert not (pq / "history" / "hist" / "2024-05-02.parquet").exists()
-    assert not list(pq.glob(".staging-*"))
+    assert not list((pq / "versions").glob(".staging-*"))
 
 
 def test_a_late_failure_in_segment_model_closes_its_mlflow_run_as_failed(tmp_path, monkeypatch):
@@ -144,3 +149,72 @@ def test_a_late_failure_in_segment_model_closes_its_mlflow_run_as_failed(tmp_pat
     exp = client.get_experiment_by_name("em-segments")
     runs = client.search_runs([exp.experiment_id], filter_string="tags.em_run_kind = 'selection'")
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def mlflow_client(home):
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+
+def _champion_alias(home):
+    return mlflow_client(home).get_model_version_by_alias("customer-segments", "champion")
+
+
+def _run_killed_at(home, run_date, failpoint):
+    """The real pipeline in a child process, SIGKILLed at ``failpoint``."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3]); "
+        "from pipeline_helpers import run_pipeline; run_pipeline(Path(sys.argv[1]), sys.argv[2])"
+    )
+    env = {**os.environ, FAILPOINT_ENV: failpoint}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(home), run_date, str(Path(__file__).parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == -9, done.stderr[-3000:]
+
+
+def test_a_night_killed_before_the_alias_moved_is_repaired_by_the_next(tmp_path):
+    assert run_pipeline(tmp_path, "2024-05-01").success
+    _run_killed_at(tmp_path, "2024-05-02", "publish:before_alias")
+    champion = read_table(tmp_path / "warehouse.duckdb", "segment_champion").iloc[0]
+    assert str(champion["run_date"])[:10] == "2024-05-02"  # published ...
+    assert _champion_alias(tmp_path).version != int(champion["model_version"])  # ... alias behind
+    result = run_pipeline(tmp_path, "2024-05-03")
+    assert result.success, failure_messages(result)
+    # raw_customers repaired the alias of 05-02 first (only the repair tags that run promoted),
+    # then 05-03 was published and promoted
+    assert _champion_alias(tmp_path).version == int(champion["model_version"]) + 1
+    tags = mlflow_client(tmp_path).get_run(champion["mlflow_run_id"]).data.tags
+    assert tags["promoted"] == "true"
+
+
+def test_a_dashboard_holding_the_warehouse_open_does_not_stop_the_night(full_run, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(full_run[0], home, symlinks=True)
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print(c.execute('SELECT count(*) FROM customer_segments').fetchone()[0], "
+            "flush=True); sys.stdin.readline()",
+            str(home / "warehouse.duckdb"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert int(reader.stdout.readline()) > 0  # connected, and stays connected
+        result = run_pipeline(home, "2024-05-02")
+        assert reader.poll() is None
+    finally:
+        reader.kill()
+    assert result.success, failure_messages(result)
+    runs = read_table(home / "warehouse.duckdb", "segment_runs")
+    assert sorted(runs["run_date"].astype(str)) == [RUN_DATE, "2024-05-02"]

@@ -5,7 +5,14 @@ import dagster as dg
 from em_pipeline.defs.config import IngestConfig
 from em_pipeline.defs.metadata import column_schema
 from em_pipeline.defs.partitions import daily_partitions
-from em_pipeline.defs.resources import CustomerSchemaResource, CustomerSource, PipelineStorage
+from em_pipeline.defs.recovery import repair_home
+from em_pipeline.defs.resources import (
+    CustomerSchemaResource,
+    CustomerSource,
+    MlflowTracker,
+    PipelineStorage,
+    Warehouse,
+)
 from em_pipeline.lib.artifacts import QUARANTINE, SNAPSHOT, SUMMARY
 from em_pipeline.lib.validation import DropError, ingest_folder
 
@@ -15,7 +22,8 @@ from em_pipeline.lib.validation import DropError, ingest_folder
     group_name="segmentation",
     kinds={"pandas", "parquet"},
     description="Customer drop of the run date, typed and validated; bad rows go to "
-    "quarantine.parquet with a reason. A missing or empty drop fails the run.",
+    "quarantine.parquet with a reason. A missing or empty drop fails the run. First repairs what "
+    "a crashed night left (publish leftovers, the registry alias behind the warehouse champion).",
 )
 def raw_customers(
     context: dg.AssetExecutionContext,
@@ -23,8 +31,12 @@ def raw_customers(
     source: CustomerSource,
     customer_schema: CustomerSchemaResource,
     storage: PipelineStorage,
+    warehouse: Warehouse,
+    mlflow_tracker: MlflowTracker,
 ) -> dg.MaterializeResult:
     run_date = context.partition_key
+    for repair in repair_home(warehouse, mlflow_tracker):
+        context.log.warning(f"repaired: {repair}")
     schema = customer_schema.get()
     try:
         folder = source.drop_folder(run_date)

@@ -3,7 +3,8 @@
 This asset runs only when every blocking check upstream passed (including the drift gates on
 ``segment_drift``); it is the single place where a model becomes the champion:
 
-1. in **one DuckDB transaction** (Parquet files renamed into place after the commit): the current
+1. as **one new published version** (one DuckDB transaction, Parquet exported from it, switched
+   in by one rename; see ``em_pipeline.lib.warehouse``): the current
    tables ``customer_segments``, ``segment_profiles``, ``segment_registry`` and
    ``segment_champion`` (the model JSON, read back by the next night's ``segment_model``), the
    history tables keyed by run_date (``customer_segments_history``, ``segment_profiles_history``,
@@ -39,7 +40,9 @@ from em_pipeline.lib.artifacts import (
     SUMMARY,
 )
 from em_pipeline.lib.drift_report import summary_frame
+from em_pipeline.lib.failpoints import failpoint
 from em_pipeline.lib.history import segment_history_sql
+from em_pipeline.lib.promotion import point_alias_at
 from em_pipeline.lib.segments import SegmentBundle
 
 HISTORY_COLUMNS = ["run_date", "customer_id", "segment", "segment_label", "confidence"]
@@ -139,18 +142,17 @@ def published_segments(
         derived={"segment_history": segment_history_sql("customer_segments_history")},
     )
     context.log.info(f"published {result.row_counts} to {result.duckdb_path}")
-    if version:
-        tracker = mlflow_tracker.tracker()
-        tracker.set_alias(version)
+    failpoint("publish:before_alias")
+    if point_alias_at(
+        mlflow_tracker.tracker(),
+        version,
+        str(info.get("mlflow_run_id") or ""),
+        published_at.isoformat() + "Z",
+    ):
         context.log.info(
             f"registry alias models:/{mlflow_tracker.registered_model_name}@"
             f"{mlflow_tracker.alias} -> version {version}"
         )
-        if info.get("mlflow_run_id"):
-            tracker.set_tags(
-                info["mlflow_run_id"],
-                {"promoted": "true", "promoted_at": published_at.isoformat() + "Z"},
-            )
     return dg.MaterializeResult(
         metadata={
             "duckdb_path": dg.MetadataValue.path(str(result.duckdb_path)),
