@@ -19,11 +19,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from em_pipeline import settings
+from em_pipeline.failure_report import EXIT_HOME_BUSY, EXIT_USAGE, report_failure
 from em_pipeline.lib.home_lock import HomeBusy, hold_home
-
-EXIT_RUN_FAILED = 1
-EXIT_USAGE = 2
-EXIT_HOME_BUSY = 3
 
 # one queued run per home for runs launched from the Dagster UI or its schedule (the job is
 # tagged em_segments/home); CLI runs take the home's lock instead
@@ -46,8 +43,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "MLflow, publish to Parquet + DuckDB) for one run date.",
         epilog="To score a file with the champion model between refits: python -m em_pipeline "
         "score --input customers.csv --output scored.parquet (see score --help). Exit codes: 0 "
-        "published, 1 the run failed or was not published (the closing lines say why), 2 bad "
-        "arguments, 3 another run is using the home.",
+        "published, 1 internal error, 2 bad arguments, 3 another run is using the home, 4 the "
+        "drop was rejected, 5 a blocking check stopped publication; the closing lines say why "
+        "and where, stack traces go to <home>/logs/.",
     )
     p.add_argument(
         "--home",
@@ -211,48 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e} (--wait-for-lock SECONDS)", file=sys.stderr)
         return EXIT_HOME_BUSY
     if not result.success:
-        print("\nRUN FAILED", file=sys.stderr)
-        for event in result.all_events:
-            if event.is_step_failure:
-                err = event.step_failure_data.error
-                if err.cls_name == "DagsterAssetCheckFailedError":
-                    continue  # the check's own line below says which gate and why
-                print(f"  step {event.step_key}: {err.message.strip()}", file=sys.stderr)
-            elif event.event_type_value == "RESOURCE_INIT_FAILURE":
-                err = event.event_specific_data.error
-                print(f"  resource set-up: {err.message.strip()}", file=sys.stderr)
-        gates, failed_checks = [], []
-        for ev in result.get_asset_check_evaluations():
-            if not ev.passed:
-                failed_checks.append(ev.check_name)
-                reason = ev.metadata.get("reason")
-                why = reason.value if reason is not None else "see the check's metadata"
-                print(
-                    f"  check {ev.check_name} on {ev.asset_key.to_user_string()} failed: {why}",
-                    file=sys.stderr,
-                )
-                if ev.check_name.startswith("drift_"):
-                    gates.append(ev.check_name)
-        if failed_checks and not gates:
-            print(
-                f"  NOT PUBLISHED: the blocking check(s) {', '.join(failed_checks)} stopped the "
-                "night before publishing; BI keeps the previous tables. Thresholds: "
-                "ops.<asset>_<check>.config in --run-config.",
-                file=sys.stderr,
-            )
-        if gates:
-            print(
-                f"  NOT PROMOTED: the new model of {run_date} is logged in MLflow (tag "
-                "promoted=false, check/* tags say why) but BI keeps the champion's tables and "
-                "the registry alias is unchanged. Drift thresholds: ops.segment_drift_<check>"
-                ".config in --run-config.",
-                file=sys.stderr,
-            )
-        print(
-            f"  Dagster run id {result.run_id}; logs in {os.environ['DAGSTER_HOME']}",
-            file=sys.stderr,
-        )
-        return EXIT_RUN_FAILED
+        return report_failure(result, home, run_date, sys.stderr)
     print(summary(home, run_date))
     return 0
 
@@ -287,7 +244,7 @@ def summary(home: Path, run_date: str) -> str:
     ]
     if drift.get("has_champion"):
         lines += [
-            f"  vs champion {drift['champion_run_date']}: ids aligned; new segments "
+            f"  vs published {drift['champion_run_date']}: ids aligned; new segments "
             f"{info.get('new_segment_ids') or []}, retired {info.get('retired_segment_ids') or []}"
             f"; {drift['n_common_customers']} common customers, ARI {drift['ari']:.3f}, "
             f"{drift['stayed_share']:.1%} stayed in their segment, max PSI "
@@ -295,8 +252,18 @@ def summary(home: Path, run_date: str) -> str:
         ]
     else:
         lines.append("  first model (no champion yet): segment ids by spend order")
+    champion_date = info.get("champion_run_date")
+    if champion_date and run_date < champion_date:
+        promoted = (
+            f"  back-fill: history tables now include {run_date}; the current tables and "
+            f"models:/customer-segments@champion stay on the latest date, {champion_date}"
+        )
+    else:
+        promoted = (
+            "  promoted: published tables and models:/customer-segments@champion now use this model"
+        )
     lines += [
-        "  promoted: published tables and models:/customer-segments@champion now use this model",
+        promoted,
         "  segments (stable ids):",
     ]
     for r in profiles.itertuples():

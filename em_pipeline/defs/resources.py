@@ -312,6 +312,20 @@ class Warehouse(dg.ConfigurableResource):
         """A published table (read-only connection), or None if it does not exist yet."""
         return read_table_if_exists(self.duckdb_path, name)
 
+    def published_run_dates(self) -> list[str]:
+        """Every published run date, ascending."""
+        runs = self.read("segment_runs")
+        if runs is None:
+            return []
+        return sorted({str(d)[:10] for d in runs["run_date"]})
+
+    def read_history(self, name: str, run_date: str) -> pd.DataFrame | None:
+        """The rows of history table ``name`` published for ``run_date``."""
+        table = self.read(name)
+        if table is None:
+            return None
+        return table[table["run_date"].astype(str).str[:10] == run_date].reset_index(drop=True)
+
     def load_champion(self) -> Champion | None:
         """The current champion, or None before the first promotion."""
         row = self.read(CHAMPION_TABLE)

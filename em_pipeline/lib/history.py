@@ -1,4 +1,6 @@
-"""``segment_history``: SCD type 2 validity ranges of each customer's segment, for BI.
+"""Tables derived from the published history: ``segment_history`` and ``segment_registry``.
+
+``segment_history``: SCD type 2 validity ranges of each customer's segment, for BI.
 
 Derived inside the publish transaction from ``customer_segments_history`` (one row per customer
 and published run date), so it is always consistent with it, idempotent when a run date is
@@ -66,3 +68,30 @@ def segment_history_sql(source: str = "customer_segments_history") -> str:
     if not source.replace("_", "").isalnum():
         raise ValueError(f"invalid table name {source!r}")
     return SEGMENT_HISTORY_SQL.format(source=source)
+
+
+SEGMENT_REGISTRY_SQL = """
+WITH runs AS (SELECT DISTINCT run_date FROM {source}),
+spans AS (
+    SELECT CAST(segment AS BIGINT) AS segment_id,
+           arg_max(segment_label, run_date) AS label,
+           min(run_date) AS first_seen,
+           max(run_date) AS last_seen
+    FROM {source} GROUP BY 1
+)
+SELECT s.segment_id, s.label, s.first_seen, s.last_seen,
+       (SELECT min(r.run_date) FROM runs r WHERE r.run_date > s.last_seen) AS retired_at
+FROM spans s
+ORDER BY s.segment_id
+"""
+
+
+def segment_registry_sql(source: str = "segment_profiles_history") -> str:
+    """The SELECT that rebuilds ``segment_registry`` from the per-run profiles ``source``: every
+    segment id ever published, its label on its last published date, ``first_seen`` and
+    ``last_seen`` (first and last published run dates with that id) and ``retired_at`` (the first
+    published run date after ``last_seen``; NULL while the id is in the latest run). Like
+    ``segment_history`` it is derived, so it is right under re-runs and back-fills in any order."""
+    if not source.replace("_", "").isalnum():
+        raise ValueError(f"invalid table name {source!r}")
+    return SEGMENT_REGISTRY_SQL.format(source=source)

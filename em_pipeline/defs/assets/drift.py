@@ -1,4 +1,9 @@
-"""``segment_drift``: tonight's segmentation against the champion's published one.
+"""``segment_drift``: tonight's segmentation against the latest published run up to its date.
+
+That run is the champion on an ordinary night, the version it replaces for a re-run, and the
+nearest earlier published date for a back-fill (compared on its published hard segments, so
+expected transitions equal the hard ones when it is not the champion); never a later date.
+Segment status and distances are relative to the champion model, whose ids tonight's model carries.
 
 Its blocking checks (``em_pipeline.defs.checks``) gate ``published_segments``: when one fails, the
 model stays logged in MLflow (tag ``promoted=false`` plus one ``check/<name>`` tag per check with
@@ -9,9 +14,10 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from em_pipeline.defs.partitions import daily_partitions
-from em_pipeline.defs.resources import MlflowTracker, PipelineStorage, Warehouse
+from em_pipeline.defs.resources import Champion, MlflowTracker, PipelineStorage, Warehouse
 from em_pipeline.lib.artifacts import (
     ALIGNMENT,
     DRIFT_FEATURES,
@@ -24,6 +30,7 @@ from em_pipeline.lib.artifacts import (
 )
 from em_pipeline.lib.drift_report import drift_report
 from em_pipeline.lib.plots import plot_transitions
+from em_pipeline.lib.publication import one_hot_posteriors, reference_run_date
 from em_pipeline.lib.segments import SegmentBundle
 
 
@@ -54,19 +61,20 @@ def segment_drift(
             f"{None if champion is None else champion.run_date}): re-run from segment_model"
         )
     after = storage.read_parquet(run_date, SEGMENTS)
-    before = None if champion is None else warehouse.read("customer_segments")
+    reference = reference_run_date(run_date, warehouse.published_run_dates())
+    before = _published_segments(warehouse, champion, reference, schema.id_column)
     before_snapshot = None
-    if champion is not None:
-        ref = storage.path(champion.run_date, SNAPSHOT)
+    if reference is not None:
+        ref = storage.path(reference, SNAPSHOT)
         if ref.exists():
-            before_snapshot = storage.read_parquet(champion.run_date, SNAPSHOT)
+            before_snapshot = storage.read_parquet(reference, SNAPSHOT)
         else:
             context.log.warning(
-                f"the champion's snapshot {ref} is gone: PSI per feature cannot be computed"
+                f"the snapshot of {reference} {ref} is gone: PSI per feature cannot be computed"
             )
     report = drift_report(
         run_date=run_date,
-        champion_run_date=expected_champion,
+        champion_run_date=reference,
         id_column=schema.id_column,
         features=schema.feature_names,
         after=after,
@@ -107,7 +115,10 @@ def segment_drift(
             metrics[f"share_change_segment_{r.segment_id}"] = r.share_change
             metrics[f"distance_segment_{r.segment_id}"] = r.distance
         tracker.log_metrics(run_id, metrics)
-        tracker.set_tags(run_id, {"champion_run_date": expected_champion or ""})
+        tracker.set_tags(
+            run_id,
+            {"champion_run_date": expected_champion or "", "compared_with": reference or ""},
+        )
         for name, df in (
             ("drift_transitions", report.transitions),
             ("drift_segments", report.segments),
@@ -120,15 +131,17 @@ def segment_drift(
                 plot = plot_transitions(
                     report.transitions,
                     Path(tmp) / "transitions.png",
-                    f"Customers by segment: {expected_champion} -> {run_date}",
+                    f"Customers by segment: {reference} -> {run_date}",
                 )
                 tracker.log_artifacts(run_id, [plot], "plots")
 
-    if champion is None:
-        context.log.info("first model: no champion to compare with; drift checks pass trivially")
+    if reference is None:
+        context.log.info(
+            "no published run up to this date to compare with; drift checks pass trivially"
+        )
     else:
         context.log.info(
-            f"vs champion {expected_champion}: {s['n_common_customers']} common customers, "
+            f"vs published {reference}: {s['n_common_customers']} common customers, "
             f"ARI {s['ari']:.3f}, stayed {s['stayed_share']:.1%}, max PSI {_fmt(s['max_psi'])} "
             f"({s['max_psi_feature']}), max distance {_fmt(s['max_distance'])}, "
             f"{s['n_new_segments']} new / {s['n_retired_segments']} retired segment(s)"
@@ -155,6 +168,19 @@ def segment_drift(
             ),
         }
     )
+
+
+def _published_segments(
+    warehouse: Warehouse, champion: Champion | None, reference: str | None, id_column: str
+) -> pd.DataFrame | None:
+    """The published segments of ``reference``: the current table (with posteriors) when it is
+    the champion's date, else its history rows with one-hot posteriors."""
+    if reference is None:
+        return None
+    if champion is not None and reference == champion.run_date:
+        return warehouse.read("customer_segments")
+    history = warehouse.read_history("customer_segments_history", reference)
+    return None if history is None else one_hot_posteriors(history, id_column)
 
 
 def _fmt(v: float | None) -> str:
