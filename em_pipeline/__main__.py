@@ -23,9 +23,12 @@ from em_pipeline.failure_report import EXIT_HOME_BUSY, EXIT_USAGE, report_failur
 from em_pipeline.lib.home_lock import HomeBusy, hold_home
 
 # one queued run per home for runs launched from the Dagster UI or its schedule (the job is
-# tagged em_segments/home); CLI runs take the home's lock instead
+# tagged em_segments/home; CLI runs take the home's lock instead); run monitoring fails UI runs
+# whose worker died
 DAGSTER_YAML = """telemetry:
   enabled: false
+run_monitoring:
+  enabled: true
 concurrency:
   runs:
     tag_concurrency_limits:
@@ -161,6 +164,28 @@ def _run_date_problem(run_date: str) -> str | None:
     return None
 
 
+def _prepare_home(args: argparse.Namespace) -> Path:
+    """Create the home (and DAGSTER_HOME in it) and export them; an OSError names the home when
+    it cannot be written (read-only file system, permissions, full disk)."""
+    home = settings.home_dir(args.home)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        probe = home / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"the home {home} cannot be written: {e.strerror or e}") from e
+    os.environ[settings.HOME_ENV] = str(home)
+    if args.drop_dir:
+        os.environ[settings.DROP_DIR_ENV] = str(Path(args.drop_dir).expanduser().resolve())
+    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    return home
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["score"]:
@@ -173,19 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     # MLflow's hints about signatures and type hints are not actionable for this model
     warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
-    home = settings.home_dir(args.home)
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ[settings.HOME_ENV] = str(home)
-    if args.drop_dir:
-        os.environ[settings.DROP_DIR_ENV] = str(Path(args.drop_dir).expanduser().resolve())
-    os.environ.setdefault("DAGSTER_HOME", str(home / "dagster"))
-    dagster_home = Path(os.environ["DAGSTER_HOME"])
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    if not (dagster_home / "dagster.yaml").exists():
-        (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    try:
+        home = _prepare_home(args)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
     import dagster as dg
 
+    from em_pipeline.abandoned_runs import LAUNCHER_TAG, fail_abandoned_runs
     from em_pipeline.definitions import defs
 
     definitions = defs()
@@ -199,11 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             ),
             dg.DagsterInstance.get() as instance,
         ):
+            for repair in fail_abandoned_runs(instance, str(home)):
+                print(f"repaired: {repair}")
             result = job.execute_in_process(
                 partition_key=run_date,
                 instance=instance,
                 run_config=_run_config(args),
                 raise_on_error=False,
+                tags={LAUNCHER_TAG: "cli"},
             )
     except HomeBusy as e:
         print(f"error: {e} (--wait-for-lock SECONDS)", file=sys.stderr)
@@ -212,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         return report_failure(result, home, run_date, sys.stderr)
     print(summary(home, run_date))
     return 0
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def summary(home: Path, run_date: str) -> str:
@@ -238,9 +266,11 @@ def summary(home: Path, run_date: str) -> str:
         f"({info.get('criterion', 'bic').upper()}, lower is better){merged}; kept start: "
         f"{info.get('best_init')}",
     ]
-    # the drop's entries that were not read, right after the input line
+    # why rows were quarantined and which entries were not read, right after the input line
+    reasons = {k: v for k, v in (ingest.get("reason_counts") or {}).items() if v}
     lines[3:3] = [
-        f"  skipped {name}: {why}" for name, why in (ingest.get("skipped_files") or {}).items()
+        *([f"  quarantined by reason: {_counts(reasons)}"] if reasons else []),
+        *(f"  skipped {name}: {why}" for name, why in (ingest.get("skipped_files") or {}).items()),
     ]
     if drift.get("has_champion"):
         lines += [

@@ -55,11 +55,15 @@ def report_failure(result: Any, home: Path, run_date: str, out: TextIO) -> int:
 
 def exit_code(step_errors: list[tuple[str, Any]], failed_check_assets: list[str]) -> int:
     """The class of a failure: internal errors first (they need a person), then a rejected
-    drop, then a gate."""
-    steps = {where.removeprefix("step ") for where, _ in step_errors}
-    if steps - DROP_STEPS:
+    drop (ingest raised its ``dagster.Failure``, or an ingest check failed), then a gate."""
+    rejected = {
+        where.removeprefix("step ")
+        for where, err in step_errors
+        if where.removeprefix("step ") in DROP_STEPS and _raised_failure(err)
+    }
+    if len(rejected) < len(step_errors):
         return EXIT_INTERNAL
-    if steps or set(failed_check_assets) & DROP_STEPS:
+    if rejected or set(failed_check_assets) & DROP_STEPS:
         return EXIT_BAD_DROP
     return EXIT_NOT_PUBLISHED if failed_check_assets else EXIT_INTERNAL
 
@@ -67,9 +71,22 @@ def exit_code(step_errors: list[tuple[str, Any]], failed_check_assets: list[str]
 def root_cause(err: Any) -> str:
     """The message of the innermost cause: Dagster wraps a step's exception in "Error occurred
     while executing op …", which says nothing about what went wrong."""
+    return _root(err).message.strip()
+
+
+def _raised_failure(err: Any) -> bool:
+    """True when the step rejected its input on purpose (``dagster.Failure`` in the chain)."""
+    while err is not None:
+        if err.cls_name == "Failure":
+            return True
+        err = getattr(err, "cause", None)
+    return False
+
+
+def _root(err: Any) -> Any:
     while getattr(err, "cause", None) is not None:
         err = err.cause
-    return err.message.strip()
+    return err
 
 
 def _step_errors(result: Any) -> list[tuple[str, Any]]:

@@ -101,6 +101,7 @@ def score_file(
         schema,
         unknown_columns="ignore",
         duplicates="keep_first",
+        outlier_robust_z=0,  # a batch's own median says nothing; max_value still applies
     )
     valid = checked.snapshot
     scored = model.predict(valid[schema.feature_names])

@@ -4,6 +4,7 @@ Each class is turned straight into plain Python / em_core arguments inside its a
 type reaches em_core. Criteria follow scikit-learn's sign: lower BIC / AIC / ICL is better.
 """
 
+import codecs
 from typing import Literal
 
 import dagster as dg
@@ -42,6 +43,31 @@ class IngestConfig(dg.Config):
         description="Rows sharing a customer id: quarantine every copy, or keep the first one "
         "(in file-name order) and quarantine the others.",
     )
+    encoding: str = Field(
+        default="auto",
+        description="Text encoding of the drop's CSV files: 'auto' (UTF-16 by its byte-order "
+        "mark, else UTF-8 with or without BOM) or a codec name declared for the drop, e.g. "
+        "'latin-1' or 'cp1252'.",
+    )
+    undecodable_files: Literal["skip", "fail"] = Field(
+        default="skip",
+        description="A file the encoding cannot decode: 'skip' it (listed with the offending "
+        "byte and its row count; the rest of the drop goes on) or 'fail' the drop.",
+    )
+    outlier_robust_z: float = Field(
+        default=50.0,
+        ge=0,
+        description="Quarantine a value more than this many robust SDs (spread of the central "
+        "98%, /4.65) from the drop's median on the model's scale (log1p for transformed "
+        "features) as out_of_range; 0 = off.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, v: str) -> str:
+        if v != "auto":
+            codecs.lookup(v)  # LookupError names an unknown encoding
+        return v
 
 
 class ImputeConfig(dg.Config):

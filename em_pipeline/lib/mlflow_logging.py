@@ -269,6 +269,14 @@ class SegmentTracker:
             return None
         return str(mv.version)
 
+    def version_run_id(self, version: str) -> str | None:
+        """The MLflow run that produced model ``version``, or None if there is no such version."""
+        try:
+            mv = self.client.get_model_version(self.settings.registered_model_name, version)
+        except MlflowException:
+            return None
+        return mv.run_id
+
     def set_alias(self, version: str) -> None:
         self.client.set_registered_model_alias(
             self.settings.registered_model_name, self.settings.alias, version

@@ -26,6 +26,11 @@ import pandas as pd
 from em_pipeline.lib.schema import CustomerSchema
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
+#: Robust z beyond which a value is quarantined as out of range (see _flag_robust_outliers): far
+#: outside anything a real customer base shows (a uniform feature reaches z ≈ 2.4, real order
+#: data 4-7).
+DEFAULT_OUTLIER_Z = 50.0
+MIN_ROWS_FOR_OUTLIERS = 100
 REASON_CODES = (
     "missing_id",
     "duplicate_id",
@@ -56,6 +61,8 @@ class IngestResult:
     reason_counts: dict[str, int]
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
     skipped_files: dict[str, str] = field(default_factory=dict)
+    #: data rows of each skipped file that could not be decoded (lines after its header)
+    skipped_rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
@@ -107,7 +114,7 @@ def _skip_reason(p: Path, root: Path) -> str | None:
     return None
 
 
-def read_drop_file(path: Path) -> pd.DataFrame:
+def read_drop_file(path: Path, encoding: str = "auto") -> pd.DataFrame:
     """One drop file as an object-dtype frame (CSV cells stay text, so bad numbers stay visible).
 
     A CSV record whose number of fields differs from the header's, or that spans several lines
@@ -116,7 +123,7 @@ def read_drop_file(path: Path) -> pd.DataFrame:
     ``multiline_record:<lines>``) and ``__raw__`` (the record as read) carry it to quarantine.
     """
     if path.name.lower().endswith((".csv", ".csv.gz")):
-        df = _read_csv_records(path)
+        df = _read_csv_records(path, encoding)
     else:
         df = _typed_as_text(pd.read_parquet(path))
     df.columns = [str(c).strip() for c in df.columns]
@@ -133,17 +140,20 @@ def _typed_as_text(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _csv_encoding(path: Path) -> str:
-    """UTF-16 when the file starts with its byte-order mark, else UTF-8 (a BOM is dropped)."""
+def _csv_encoding(path: Path, declared: str = "auto") -> str:
+    """The declared encoding; with "auto", UTF-16 when the file starts with its byte-order mark,
+    else UTF-8 (a BOM is dropped)."""
+    if declared != "auto":
+        return declared
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as raw:
         head = raw.read(2)
     return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
-def _read_csv_records(path: Path) -> pd.DataFrame:
+def _read_csv_records(path: Path, encoding: str = "auto") -> pd.DataFrame:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding=_csv_encoding(path)) as handle:
+    with opener(path, "rt", newline="", encoding=_csv_encoding(path, encoding)) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -198,6 +208,7 @@ def validate_drop(
     *,
     unknown_columns: UnknownColumnsPolicy = "quarantine",
     duplicates: DuplicatePolicy = "quarantine_all",
+    outlier_robust_z: float = DEFAULT_OUTLIER_Z,
 ) -> IngestResult:
     """Type and check the rows of a drop; split them into a snapshot and a quarantine table."""
     if not frames:
@@ -270,6 +281,8 @@ def validate_drop(
     if n_rows == 0:
         raise DropError(f"the customer drop ({len(frames)} file(s)) holds no data row")
 
+    if outlier_robust_z > 0:
+        _flag_robust_outliers(rows, schema, outlier_robust_z)
     ids = rows[schema.id_column]
     has_id = ids.notna()
     if duplicates == "quarantine_all":
@@ -311,27 +324,82 @@ def validate_drop(
     )
 
 
+def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: float) -> None:
+    """Quarantine values more than ``z_max`` robust standard deviations from the drop's median on
+    the scale the model sees (log1p for transformed non-negative features, else the value):
+    z = |g(x) − median g| / s with s = (q₀.₉₉ − q₀.₀₁) / (2 · 2.326), the spread of the central
+    98 % (σ for a Gaussian). Unlike the MAD it does not collapse on tied counts (visits per month
+    of 1 or 2). One such value would dominate a feature's standard deviation. Needs
+    ``MIN_ROWS_FOR_OUTLIERS`` values of the feature, and s > 0."""
+    for f in schema.features:
+        values = rows[f.name].to_numpy(dtype=float)
+        finite = np.isfinite(values)
+        if finite.sum() < MIN_ROWS_FOR_OUTLIERS:
+            continue
+        log = f.transform != "none" and f.nonnegative
+        g = np.full_like(values, np.nan)
+        g[finite] = np.log1p(np.maximum(values[finite], 0.0)) if log else values[finite]
+        low, center, high = np.quantile(g[finite], [0.01, 0.5, 0.99])
+        scale = (high - low) / (2 * 2.326)
+        if not scale > 0:
+            continue
+        z = np.abs(g - center) / scale
+        for i in np.flatnonzero(finite & (z > z_max)):
+            rows["_reasons"].iat[i].append(
+                f"out_of_range:{f.name}={rows[f'_raw_{f.name}'].iat[i]} ({z[i]:.0f} robust SDs "
+                f"from the drop's median on the {'log1p' if log else 'raw'} scale > {z_max:g})"
+            )
+
+
+def _data_lines(path: Path) -> int:
+    """Lines after the header of a file that cannot be decoded (counted in bytes)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as raw:
+        data = raw.read()
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    return max(0, lines - 1)
+
+
 def ingest_folder(
     folder: str | Path,
     schema: CustomerSchema,
     *,
     unknown_columns: UnknownColumnsPolicy = "quarantine",
     duplicates: DuplicatePolicy = "quarantine_all",
+    encoding: str = "auto",
+    undecodable_files: Literal["skip", "fail"] = "skip",
+    outlier_robust_z: float = DEFAULT_OUTLIER_Z,
 ) -> IngestResult:
     """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`);
-    the entries that are not read are listed in ``skipped_files`` with why."""
+    the entries that are not read are listed in ``skipped_files`` with why. ``encoding`` is
+    "auto" (UTF-16 by its BOM, else UTF-8) or a codec name declared for the drop; a file it cannot
+    decode is skipped (its rows counted in ``skipped_rows``) or, with ``undecodable_files="fail"``,
+    rejects the drop."""
     files, skipped = scan_drop_folder(folder)
-    frames = []
+    frames, skipped_rows = [], {}
     for p in files:
         try:
-            frames.append((p.name, read_drop_file(p)))
-        except UnicodeDecodeError as e:  # the rest of the drop goes on without this file
-            skipped[p.name] = (
-                f"not readable as UTF-8 or UTF-16 (byte {e.object[e.start : e.start + 1]!r} at "
-                f"offset {e.start}): re-export it as UTF-8"
+            frames.append((p.name, read_drop_file(p, encoding)))
+        except UnicodeDecodeError as e:
+            why = (
+                f"not readable as {'UTF-8 or UTF-16' if encoding == 'auto' else encoding} (byte "
+                f"{e.object[e.start : e.start + 1]!r} at offset {e.start}): re-export it as UTF-8 "
+                "or declare the drop's encoding"
             )
+            if undecodable_files == "fail":
+                raise DropError(f"{p.name}: {why}") from e
+            skipped[p.name], skipped_rows[p.name] = why, _data_lines(p)
     if not frames:
         raise DropError(f"no file of the drop {folder} could be read: {skipped}")
-    result = validate_drop(frames, schema, unknown_columns=unknown_columns, duplicates=duplicates)
+    result = validate_drop(
+        frames,
+        schema,
+        unknown_columns=unknown_columns,
+        duplicates=duplicates,
+        outlier_robust_z=outlier_robust_z,
+    )
     result.skipped_files = skipped
+    result.skipped_rows = skipped_rows
+    for name, n in skipped_rows.items():
+        skipped[name] += f" ({n} row(s) not read)"
     return result

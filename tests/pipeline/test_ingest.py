@@ -1,5 +1,6 @@
 """Each bad-input case gives its quarantine reason, or a clear failure for the drop as a whole."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from pipeline_helpers import failure_messages, run_pipeline
@@ -239,3 +240,24 @@ def test_a_timestamp_column_in_parquet_is_never_read_as_a_number(tmp_path):
     assert list(res.snapshot["customer_id"]) == ["P2"]  # its missing timestamp is a missing cell
     reason = res.quarantine["reason"].iloc[0]
     assert reason.startswith("unparseable_number:days_since_last_order=") and "2026-11-30" in reason
+
+
+def test_the_robust_outlier_rule_flags_absurd_values_not_tied_counts_or_whales(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    rows = [
+        _good(
+            i,
+            total_spend=f"{rng.lognormal(4, 1.5):.2f}",  # heavy tail, whales included
+            visits_per_month=str(int(rng.choice([1, 1, 1, 2, 2, 3, 40]))),  # tied counts
+            days_since_last_order=str(int(rng.integers(0, 366))),
+        )
+        for i in range(n)
+    ]
+    rows.append(_good(n, days_since_last_order="1000000000"))
+    res = ingest_folder(_csv(tmp_path / "drop", rows), SCHEMA)
+    assert res.quarantine["customer_id"].tolist() == [f"G{n}"]
+    assert res.quarantine["reason"].iloc[0].startswith("out_of_range:days_since_last_order=")
+    # below MIN_ROWS_FOR_OUTLIERS values no scale is estimated: only max_value applies
+    few = ingest_folder(_csv(tmp_path / "few", rows[:5] + rows[-1:]), SCHEMA)
+    assert few.quarantine.empty

@@ -42,7 +42,13 @@ def raw_customers(
         folder = source.drop_folder(run_date)
         context.log.info(f"reading customer drop for {run_date} from {folder}")
         result = ingest_folder(
-            folder, schema, unknown_columns=config.unknown_columns, duplicates=config.duplicates
+            folder,
+            schema,
+            unknown_columns=config.unknown_columns,
+            duplicates=config.duplicates,
+            encoding=config.encoding,
+            undecodable_files=config.undecodable_files,
+            outlier_robust_z=config.outlier_robust_z,
         )
     except DropError as e:
         raise dg.Failure(
@@ -63,6 +69,7 @@ def raw_customers(
         "reason_counts": result.reason_counts,
         "ignored_columns": result.ignored_columns,
         "skipped_files": result.skipped_files,
+        "skipped_rows": result.skipped_rows,
     }
     storage.write_json(summary, run_date, SUMMARY)
     for name, why in result.skipped_files.items():
