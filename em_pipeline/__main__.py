@@ -76,6 +76,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "once, exit code 3)",
     )
     p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print Dagster's event log (DEBUG) instead of one line per finished step",
+    )
+    p.add_argument(
         "--run-config",
         help="JSON file with a Dagster run config (ops.<asset>.config...), merged under the flags",
     )
@@ -164,6 +169,40 @@ def _run_date_problem(run_date: str) -> str | None:
     return None
 
 
+def _quiet_libraries() -> None:
+    """MLflow's start-up notes, progress bars and hints about signatures and type hints are not
+    actionable for the operator of a nightly run."""
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
+    warnings.filterwarnings("ignore", message=r".*(type hints|Integer columns in Python).*")
+
+
+def _cli_job(definitions, *, verbose: bool):
+    """The nightly job with the CLI's progress logger (and Dagster's console log if verbose)."""
+    import dagster as dg
+
+    from em_pipeline.cli_progress import progress_logger
+
+    job = definitions.resolve_job_def(settings.JOB_NAME)
+    steps = {key.path[-1] for asset in definitions.assets or [] for key in asset.keys}
+    loggers = {"progress": progress_logger(steps)}
+    if verbose:
+        loggers["console"] = dg.colored_console_logger
+    return job.with_logger_defs(loggers)
+
+
+def _loggers(verbose: bool) -> dict:
+    loggers: dict = {"progress": {}}
+    if verbose:
+        loggers["console"] = {"config": {"log_level": "DEBUG"}}
+    return loggers
+
+
 def _prepare_home(args: argparse.Namespace) -> Path:
     """Create the home (and DAGSTER_HOME in it) and export them; an OSError names the home when
     it cannot be written (read-only file system, permissions, full disk)."""
@@ -196,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    # MLflow's hints about signatures and type hints are not actionable for this model
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\..*)?")
+    _quiet_libraries()
     try:
         home = _prepare_home(args)
     except OSError as e:
@@ -210,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     from em_pipeline.definitions import defs
 
     definitions = defs()
-    job = definitions.resolve_job_def(settings.JOB_NAME)
+    job = _cli_job(definitions, verbose=args.verbose)
     source = definitions.resources["source"]
     print(f"em-segments: run date {run_date}, source: {source.describe()}, home: {home}")
     try:
@@ -225,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             result = job.execute_in_process(
                 partition_key=run_date,
                 instance=instance,
-                run_config=_run_config(args),
+                run_config={**_run_config(args), "loggers": _loggers(args.verbose)},
                 raise_on_error=False,
                 tags={LAUNCHER_TAG: "cli"},
             )

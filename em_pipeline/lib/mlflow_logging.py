@@ -12,6 +12,8 @@ registry alias (default ``champion``) at it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import tempfile
 import time
@@ -242,6 +244,7 @@ class SegmentTracker:
         with (
             mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
             warnings.catch_warnings(),
+            contextlib.redirect_stderr(io.StringIO()),  # "Successfully registered model …"
         ):
             # hints about integer output columns, type hints and input examples do not apply:
             # the signature is given explicitly and the segment id is never missing

@@ -22,7 +22,9 @@ class SegmentModel(PythonModel):
 
         self.bundle = SegmentBundle.load(context.artifacts["segment_bundle"])
 
-    def predict(self, context, model_input, params=None):
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         df = pd.DataFrame(model_input)
         return self.bundle.score(df).reset_index(drop=True)
 

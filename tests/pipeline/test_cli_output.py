@@ -1,0 +1,29 @@
+"""The CLI is quiet by default: one line per finished asset, the sweep's progress, the summary."""
+
+from __future__ import annotations
+
+import re
+
+from em_pipeline.__main__ import main
+
+
+def test_a_default_run_prints_few_lines_no_debug_no_trace_no_ansi(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert main(["--home", str(tmp_path / "home"), "--run-date", "2024-05-01"]) == 0
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert len(lines) <= 40, "\n".join(lines)
+    text = "\n".join(lines)
+    assert " - DEBUG - " not in text and "Traceback" not in text and "\x1b[" not in text
+    assert captured.err == ""
+    done = [x.split()[0] for x in lines if re.match(r"^  \w+ +done in +[\d.]+ s$", x)]
+    assert done[0] == "raw_customers" and done[-1] == "published_segments" and len(done) == 8
+    assert any(re.match(r"^  segment_model: candidate \d+/\d+ \(K=", x) for x in lines)
+
+
+def test_verbose_shows_dagsters_event_log(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    args = ["--home", str(tmp_path / "home"), "--run-date", "2024-05-01", "--k-max", "2"]
+    assert main([*args, "--n-init", "1", "--verbose"]) == 0
+    captured = capsys.readouterr()
+    assert "STEP_SUCCESS" in captured.out + captured.err
