@@ -131,6 +131,7 @@ def score_main(argv: list[str]) -> int:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         print(f"error: no MLflow store at {uri}: run the nightly job first", file=sys.stderr)
         return 1
+    _say_if_compiling()
     try:
         res = score_file(
             args.input,
@@ -167,6 +168,13 @@ def _run_date_problem(run_date: str) -> str | None:
             f"{first} ({settings.START_DATE_ENV}) to today, {today} ({settings.timezone()})"
         )
     return None
+
+
+def _say_if_compiling() -> None:
+    from em_core.compile_cache import kernel_cache_is_warm
+
+    if not kernel_cache_is_warm():
+        print("  compiling em_core's kernels (first run after an install; about a minute)")
 
 
 def _quiet_libraries() -> None:
@@ -251,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     job = _cli_job(definitions, verbose=args.verbose)
     source = definitions.resources["source"]
     print(f"em-segments: run date {run_date}, source: {source.describe()}, home: {home}")
+    _say_if_compiling()
     try:
         with (
             hold_home(

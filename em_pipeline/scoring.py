@@ -71,6 +71,9 @@ def score_file(
     """Score a CSV/Parquet file of customers with the champion pyfunc model (see module doc)."""
     import mlflow
 
+    # the installed packages, imported before the model prepends its code copy to sys.path: their
+    # compiled kernels are cached, the copy's would be compiled afresh for every new model version
+    import em_pipeline.lib.segments  # noqa: F401
     from em_pipeline.lib.validation import read_drop_file, validate_drop
 
     input_path, output_path = Path(input_path), Path(output_path)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create ./.venv (if needed) and install em-segments with its dev extras. Idempotent, and silent
-# when it works: the install is skipped while pyproject.toml matches the last install, and pip's
-# output goes to .venv/setup.log (printed only if the install fails).
+# Create ./.venv (if needed) and install em-segments with its dev extras, then compile and cache
+# em_core's kernels once (em_pipeline.warmup: a sample night and a score in a temporary home).
+# Idempotent, and silent when nothing changed: the install is skipped while pyproject.toml matches
+# the last install; pip's output goes to .venv/setup.log (printed only if the install fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,4 +22,5 @@ if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
   echo "error: the install failed (log above, also in .venv/setup.log)" >&2
   exit 1
 fi
+.venv/bin/python -m em_pipeline.warmup
 echo "$WANT" > "$STAMP"
