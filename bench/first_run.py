@@ -31,7 +31,7 @@ def night_and_score(
     """A first night, then a 10-row score (with ``score_cache``, default the night's cache)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "DAGSTER_HOME": str(work / "dagster")}
     home = work / "home"
-    night = timed(["-m", "em_pipeline", "--home", str(home), "--run-date", "2024-05-01"], env)
+    night = timed(["-m", "em_pipeline", "--home", str(home)], env)
     (part,) = (home / "runs").iterdir()
     pd.read_parquet(part / "raw_customers.parquet").head(10).to_csv(work / "ten.csv")
     fresh = {**env, "NUMBA_CACHE_DIR": str(score_cache or cache)}

@@ -165,7 +165,8 @@ def _run_date_problem(run_date: str) -> str | None:
     if not first <= day <= today:
         return (
             f"--run-date {run_date} is outside the daily partitions: run dates go from "
-            f"{first} ({settings.START_DATE_ENV}) to today, {today} ({settings.timezone()})"
+            f"{first} to today, {today} ({settings.timezone()}); set {settings.START_DATE_ENV}"
+            "=YYYY-MM-DD for earlier dates"
         )
     return None
 

@@ -15,6 +15,10 @@ nightly_segmentation = dg.define_asset_job(
     description="Ingest, impute, segment, log to MLflow and publish one run date.",
     # the run queue admits one run per home (tag_concurrency_limits in dagster.yaml)
     tags={HOME_TAG: str(settings.home_dir())},
+    # in process: one import and one set of compiled kernels per run, as in the CLI
+    executor_def=(
+        dg.in_process_executor if settings.executor() == "in_process" else dg.multiprocess_executor
+    ),
 )
 
 

@@ -6,9 +6,10 @@ a crashed run never leaves a stale lock. Beside it, ``.run.lock.json`` says who 
 host, run date, Dagster run id, command, start time) for the message a second run prints.
 
 The lock is re-entrant within a process (the CLI takes it before Dagster starts, and the
-resources of the in-process run take it again). A run launched from the Dagster UI takes it in
-every step process; that steps of two such runs never interleave is the job of the run queue's
-tag concurrency limit (``em_segments/home``, one run per home; see README).
+resources of the in-process run take it again). With the multiprocess executor every step process
+takes it, and steps of the run that holds it wait their turn; that steps of two such runs never
+interleave is the job of the run queue's tag concurrency limit (``em_segments/home``, one run per
+home; see README).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def hold_home(
         finally:
             _held[key] -= 1
         return
-    fd = _acquire(home, key, wait_seconds)
+    fd = _acquire(home, key, wait_seconds, holder.get("dagster_run_id"))
     _held[key] = 1
     try:
         _write_holder(home, holder)
@@ -94,7 +95,9 @@ def hold_home(
         os.close(fd)
 
 
-def _acquire(home: Path, key: str, wait_seconds: float) -> int:
+def _acquire(home: Path, key: str, wait_seconds: float, run_id: str | None) -> int:
+    """The flock; a step of the run that holds it (a sibling step process of the multiprocess
+    executor) waits its turn, any other run waits at most ``wait_seconds``."""
     fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
     start = time.monotonic()
     while True:
@@ -102,11 +105,13 @@ def _acquire(home: Path, key: str, wait_seconds: float) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
+            holder = read_holder(home)
+            sibling = run_id is not None and (holder or {}).get("dagster_run_id") == run_id
             waited = time.monotonic() - start
-            if waited >= wait_seconds:
+            if waited >= wait_seconds and not sibling:
                 os.close(fd)
-                raise HomeBusy(home, read_holder(home), wait_seconds) from None
-            time.sleep(min(0.5, wait_seconds - waited))
+                raise HomeBusy(home, holder, wait_seconds) from None
+            time.sleep(0.05 if sibling else min(0.5, wait_seconds - waited))
 
 
 def _write_holder(home: Path, holder: dict[str, Any]) -> None:

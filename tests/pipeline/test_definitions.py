@@ -1,6 +1,7 @@
 import datetime as dt
 
 import dagster as dg
+import pytest
 from pipeline_helpers import load_defs
 
 from em_pipeline import settings
@@ -127,3 +128,16 @@ def test_lib_imports_no_dagster():
                 names = [node.module or ""]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "dagster"]
     assert offenders == []
+
+
+def test_the_job_runs_in_process_and_partitions_start_90_days_back_by_default(monkeypatch):
+    monkeypatch.delenv(settings.EXECUTOR_ENV, raising=False)
+    monkeypatch.delenv(settings.START_DATE_ENV, raising=False)
+    assert settings.executor() == "in_process"
+    first = dt.date.fromisoformat(settings.start_date())
+    assert (dt.datetime.now(dt.UTC).date() - first).days == 90
+    monkeypatch.setenv(settings.EXECUTOR_ENV, "threads")
+    with pytest.raises(ValueError, match="EM_SEGMENTS_EXECUTOR must be one of"):
+        settings.executor()
+    job = load_defs().resolve_job_def(settings.JOB_NAME)
+    assert job.executor_def.name == "in_process"

@@ -124,3 +124,17 @@ def test_two_concurrent_cli_runs_on_one_home_exactly_one_publishes(tmp_path):
     runs = read_table(tmp_path / "home" / "warehouse.duckdb", "segment_runs")
     assert runs["run_date"].astype(str).tolist() == ["2024-05-01"]
     assert not (tmp_path / "home" / "runs" / "2024-05-02").exists()
+
+
+def test_a_sibling_step_of_the_holding_run_waits_its_turn_another_run_does_not(tmp_path):
+    hold = HOLD.replace("run_date='2024-05-09'", "dagster_run_id='R1'")
+    p = subprocess.Popen(
+        [sys.executable, "-c", hold, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout.readline().strip() == "held"
+    with pytest.raises(HomeBusy), hold_home(tmp_path, dagster_run_id="R2"):
+        pass
+    start = time.monotonic()
+    with hold_home(tmp_path, dagster_run_id="R1"):  # multiprocess executor: same run, next step
+        assert time.monotonic() - start > 0.5  # it waited for the sibling to release the lock
+    p.wait()
