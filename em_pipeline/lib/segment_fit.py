@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from em_pipeline.lib.artifacts import imputed_flag
-from em_pipeline.lib.plots import plot_criterion_vs_k, plot_loglik_curves
+from em_pipeline.lib.plots import (
+    TOP_CANDIDATES,
+    CandidateCurves,
+    plot_candidates,
+    plot_criterion_vs_k,
+    plot_restarts,
+)
 from em_pipeline.lib.schema import CustomerSchema
 from em_pipeline.lib.transforms import FeatureTransform
 
@@ -217,25 +223,41 @@ class SweepOutcome:
 
     def log_plots(self, tracker: Any, parent: str, criterion: str) -> None:
         """Criterion vs K, the chosen model's restarts and every candidate's kept restart."""
-        best, (k, cov) = self.result.best, self.chosen
-        curves = {
-            f"K={kk} {c}": [m.history_[m.best_restart_]]
+        k, cov = self.chosen
+        scores = {
+            (r["n_components"], r["covariance_type"]): r.get(criterion) for r in self.result.table
+        }
+        candidates = [
+            _curves(f"K={kk} {c}", m, scores.get((kk, c)))
             for (kk, c), m in self.result.models.items()
             if m is not None
-        }
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
             plots = [
                 plot_criterion_vs_k(self.table, tmpd / f"{criterion}_vs_k.png", criterion),
-                plot_loglik_curves(
-                    {f"K={k} {cov}": best.history_}, tmpd / "loglik_chosen_restarts.png",
+                plot_restarts(
+                    _curves(f"K={k} {cov}", self.result.best, scores.get(self.chosen)),
+                    tmpd / "loglik_chosen_restarts.png",
                     f"Chosen model K={k} {cov}: every restart",
                 ),
-                plot_loglik_curves(
-                    curves, tmpd / "loglik_all_candidates.png", "Kept restart of every candidate"
+                plot_candidates(
+                    candidates, tmpd / "loglik_all_candidates.png",
+                    f"Kept restart of every candidate (best {TOP_CANDIDATES} by "
+                    f"{criterion.upper()} in colour)",
                 ),
             ]  # fmt: skip
             tracker.log_artifacts(parent, plots, "plots")
+
+
+def _curves(name: str, model: Any, score: Any) -> CandidateCurves:
+    return CandidateCurves(
+        name=name,
+        restarts=model.history_,
+        inits=[str(r.get("init", "")) for r in getattr(model, "restarts_", [])],
+        score=float("nan") if score is None else float(score),
+        kept=model.best_restart_,
+    )
 
 
 def parent_summary(

@@ -132,7 +132,9 @@ def segment_drift(
                     report.transitions,
                     Path(tmp) / "transitions.png",
                     f"Customers by segment: {reference} -> {run_date}",
-                )
+                    labels=dict(zip(report.segments["segment_id"], report.segments["label"],
+                                    strict=True)),
+                )  # fmt: skip
                 tracker.log_artifacts(run_id, [plot], "plots")
 
     if reference is None:
