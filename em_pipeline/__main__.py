@@ -42,6 +42,8 @@ concurrency:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m em_pipeline",
+        usage="python -m em_pipeline [options]   (a night)\n"
+        "       python -m em_pipeline score --input FILE --output FILE [options]   (scoring)",
         description="Run the nightly customer segmentation (ingest, impute, segment, log to "
         "MLflow, publish to Parquet + DuckDB) for one run date.",
         epilog="To score a file with the champion model between refits: python -m em_pipeline "
@@ -358,13 +360,13 @@ def summary(home: Path, run_date: str) -> str:
         "                    segment_profiles_history, segment_runs, segment_champion,",
         "                    drift_transitions, drift_segments, drift_features, drift_runs",
         f"  Parquet:  {home / 'published'}/",
-        f"  MLflow:   mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}   "
+        f"  MLflow:   .venv/bin/mlflow ui --backend-store-uri sqlite:///{home / 'mlflow.db'}   "
         "(then http://127.0.0.1:5000)",
         f"  Model:    models:/customer-segments@champion (version {info.get('model_version')})",
         f"  Score:    .venv/bin/python -m em_pipeline score --home {home} --input customers.csv "
         "--output scored.parquet",
         f"  Dagster:  DAGSTER_HOME={os.environ.get('DAGSTER_HOME')} "
-        f"{settings.HOME_ENV}={home} dagster dev -w workspace.yaml",
+        f"{settings.HOME_ENV}={home} .venv/bin/dagster dev -w workspace.yaml",
     ]
     return "\n".join(lines)
 

@@ -1,5 +1,8 @@
 """Dagster metadata helpers shared by the assets (kept out of ``lib/``, which has no Dagster)."""
 
+import base64
+from pathlib import Path
+
 import dagster as dg
 
 from em_pipeline.lib.segment_fit import SHOWN_COLUMNS
@@ -46,3 +49,16 @@ def segment_model_metadata(
         "data_digest": mlflow["digest"],
         "em_core_version": mlflow["em_core_version"],
     }
+
+
+def plot_metadata(paths: list[Path]) -> dict:
+    """Each PNG as ``plot/<name>``: the image itself in Markdown (shown in the asset's page, so an
+    operator need not open MLflow) and ``plot_path/<name>``, its file."""
+    out: dict = {}
+    for p in paths:
+        data = base64.b64encode(Path(p).read_bytes()).decode("ascii")
+        out[f"plot/{Path(p).stem}"] = dg.MetadataValue.md(
+            f"![{Path(p).stem}](data:image/png;base64,{data})"
+        )
+        out[f"plot_path/{Path(p).stem}"] = dg.MetadataValue.path(str(p))
+    return out

@@ -21,6 +21,8 @@ MODEL_JSON = "segment_model.json"
 SELECTION = "selection.parquet"
 ALIGNMENT = "segment_alignment.parquet"
 REGISTRY = "segment_registry.parquet"
+# segment_model (criterion and log-likelihood plots), segment_profiles (profile plot)
+PLOTS = "plots"
 # customer_segments, segment_profiles
 SEGMENTS = "customer_segments.parquet"
 PROFILES = "segment_profiles.parquet"

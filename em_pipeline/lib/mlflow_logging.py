@@ -54,6 +54,11 @@ def _finite(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+#: MLflow 3's UI opens an experiment by its kind; without the tag it may guess "GenAI".
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 class SegmentTracker:
     """Thin wrapper around an :class:`MlflowClient` bound to one tracking store and experiment."""
 
@@ -65,10 +70,16 @@ class SegmentTracker:
         exp = self.client.get_experiment_by_name(settings.experiment_name)
         if exp is None:
             self.experiment_id = self.client.create_experiment(
-                settings.experiment_name, artifact_location=settings.artifact_location
+                settings.experiment_name,
+                artifact_location=settings.artifact_location,
+                tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
             )
         else:
             self.experiment_id = exp.experiment_id
+            if EXPERIMENT_KIND_TAG not in exp.tags:
+                self.client.set_experiment_tag(
+                    self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+                )
 
     # ------------------------------------------------------------------ runs
     def run_url(self, run_id: str) -> str | None:

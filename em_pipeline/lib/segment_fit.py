@@ -221,8 +221,9 @@ class SweepOutcome:
             history = None if model is None else model.history_
             tracker.log_candidate(parent, row, history, fit_params, chosen=key == self.chosen)
 
-    def log_plots(self, tracker: Any, parent: str, criterion: str) -> None:
-        """Criterion vs K, the chosen model's restarts and every candidate's kept restart."""
+    def log_plots(self, tracker: Any, parent: str, criterion: str, folder: Path) -> list[Path]:
+        """Criterion vs K, the chosen model's restarts and every candidate's kept restart, written
+        to ``folder`` and logged to MLflow; returns the PNG paths."""
         k, cov = self.chosen
         scores = {
             (r["n_components"], r["covariance_type"]): r.get(criterion) for r in self.result.table
@@ -232,22 +233,22 @@ class SweepOutcome:
             for (kk, c), m in self.result.models.items()
             if m is not None
         ]
-        with tempfile.TemporaryDirectory() as tmp:
-            tmpd = Path(tmp)
-            plots = [
-                plot_criterion_vs_k(self.table, tmpd / f"{criterion}_vs_k.png", criterion),
-                plot_restarts(
-                    _curves(f"K={k} {cov}", self.result.best, scores.get(self.chosen)),
-                    tmpd / "loglik_chosen_restarts.png",
-                    f"Chosen model K={k} {cov}: every restart",
-                ),
-                plot_candidates(
-                    candidates, tmpd / "loglik_all_candidates.png",
-                    f"Kept restart of every candidate (best {TOP_CANDIDATES} by "
-                    f"{criterion.upper()} in colour)",
-                ),
-            ]  # fmt: skip
-            tracker.log_artifacts(parent, plots, "plots")
+        folder.mkdir(parents=True, exist_ok=True)
+        plots = [
+            plot_criterion_vs_k(self.table, folder / f"{criterion}_vs_k.png", criterion),
+            plot_restarts(
+                _curves(f"K={k} {cov}", self.result.best, scores.get(self.chosen)),
+                folder / "loglik_chosen_restarts.png",
+                f"Chosen model K={k} {cov}: every restart",
+            ),
+            plot_candidates(
+                candidates, folder / "loglik_all_candidates.png",
+                f"Kept restart of every candidate (best {TOP_CANDIDATES} by "
+                f"{criterion.upper()} in colour)",
+            ),
+        ]  # fmt: skip
+        tracker.log_artifacts(parent, plots, "plots")
+        return plots
 
 
 def _curves(name: str, model: Any, score: Any) -> CandidateCurves:

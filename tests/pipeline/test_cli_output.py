@@ -19,6 +19,17 @@ def test_a_default_run_prints_few_lines_no_debug_no_trace_no_ansi(tmp_path, monk
     done = [x.split()[0] for x in lines if re.match(r"^  \w+ +done in +[\d.]+ s$", x)]
     assert done[0] == "raw_customers" and done[-1] == "published_segments" and len(done) == 8
     assert any(re.match(r"^  segment_model: candidate \d+/\d+ \(K=", x) for x in lines)
+    # commands in the summary run as printed, from the checkout, without an activated venv
+    assert any(
+        x.strip().startswith("MLflow:   .venv/bin/mlflow ui --backend-store-uri") for x in lines
+    )
+    assert any(".venv/bin/dagster dev -w workspace.yaml" in x for x in lines)
+    # the MLflow UI opens the experiment as model training, not GenAI
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    tags = client.get_experiment_by_name("em-segments").tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_verbose_shows_dagsters_event_log(tmp_path, monkeypatch, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -75,3 +77,14 @@ def test_transitions_show_counts_row_shares_and_named_segments_in_readable_text(
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0: low spend (n=100)",
                                                             "1: high spend (n=50)"]  # fmt: skip
     plt.close(fig)
+
+
+def test_the_asset_pages_show_the_plots_so_nobody_needs_to_open_mlflow(full_run):
+    _, result = full_run
+    shown = {}
+    for node in ("segment_model", "segment_profiles"):
+        (mat,) = result.asset_materializations_for_node(node)
+        shown |= {k: v.value for k, v in mat.metadata.items() if k.startswith("plot")}
+    for name in ("bic_vs_k", "loglik_chosen_restarts", "loglik_all_candidates", "segment_profiles"):
+        assert shown[f"plot/{name}"].startswith(f"![{name}](data:image/png;base64,iVBOR")
+        assert Path(shown[f"plot_path/{name}"]).is_file()

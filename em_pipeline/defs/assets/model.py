@@ -13,7 +13,7 @@ import pandas as pd
 
 import em_pipeline
 from em_pipeline.defs.config import SegmentModelConfig
-from em_pipeline.defs.metadata import segment_model_metadata
+from em_pipeline.defs.metadata import plot_metadata, segment_model_metadata
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import (
     ComputeBackend,
@@ -147,7 +147,9 @@ def segment_model(
             assignment.component_to_segment, assignment.labels,
         )  # fmt: skip
         model_path = bundle.save(storage.path(run_date, a.MODEL_JSON))
-        outcome.log_plots(tracker, parent, settings.criterion)
+        plots = outcome.log_plots(
+            tracker, parent, settings.criterion, storage.partition_dir(run_date) / a.PLOTS
+        )
         tracker.log_table(parent, outcome.table, "selection_table", "selection")
         tracker.log_table(parent, assignment.alignment, "segment_alignment", "segments")
         tracker.log_table(parent, assignment.registry, "segment_registry_proposed", "segments")
@@ -169,7 +171,10 @@ def segment_model(
         "version": version, "digest": digest, "em_core_version": em_core.__version__,
     }  # fmt: skip
     return dg.MaterializeResult(
-        metadata=segment_model_metadata(
-            model_path, settings, outcome, bundle, assignment, champion, lineage
-        )
+        metadata={
+            **segment_model_metadata(
+                model_path, settings, outcome, bundle, assignment, champion, lineage
+            ),
+            **plot_metadata(plots),
+        }
     )

@@ -1,14 +1,18 @@
 """``customer_segments`` and ``segment_profiles``: scores and per-segment profiles."""
 
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 
-from em_pipeline.defs.metadata import column_schema
+from em_pipeline.defs.metadata import column_schema, plot_metadata
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import MlflowTracker, PipelineStorage
-from em_pipeline.lib.artifacts import COMPONENTS, MODEL_JSON, PROFILES, SEGMENTS, SNAPSHOT
+from em_pipeline.lib.artifacts import (
+    COMPONENTS,
+    MODEL_JSON,
+    PLOTS,
+    PROFILES,
+    SEGMENTS,
+    SNAPSHOT,
+)
 from em_pipeline.lib.plots import plot_segment_profiles
 from em_pipeline.lib.segments import (
     SegmentBundle,
@@ -69,14 +73,15 @@ def segment_profiles(
     path = storage.write_parquet(profiles, run_date, PROFILES)
     components = component_profiles_table(bundle, segments, run_date)
     storage.write_parquet(components, run_date, COMPONENTS)
+    plots = storage.partition_dir(run_date) / PLOTS
+    plots.mkdir(exist_ok=True)
+    plot = plot_segment_profiles(
+        profiles, bundle.schema.feature_names, plots / "segment_profiles.png"
+    )
     run_id = bundle.info.get("mlflow_run_id")
     if run_id:
         tracker = mlflow_tracker.tracker()
-        with tempfile.TemporaryDirectory() as tmp:
-            plot = plot_segment_profiles(
-                profiles, bundle.schema.feature_names, Path(tmp) / "segment_profiles.png"
-            )
-            tracker.log_artifacts(run_id, [plot], "plots")
+        tracker.log_artifacts(run_id, [plot], "plots")
         tracker.log_table(run_id, profiles, "segment_profiles", "profiles")
         tracker.log_table(run_id, components, "component_profiles", "profiles")
     shown = profiles[["segment", "segment_label", "size", "share"]]
@@ -89,5 +94,6 @@ def segment_profiles(
             "components": dg.MetadataValue.md(
                 components[["component", "segment", "weight", "size"]].to_markdown(index=False)
             ),
+            **plot_metadata([plot]),
         }
     )
