@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -243,18 +244,23 @@ def plot_transitions(
 
 
 def merge_path_figure(path_table: pd.DataFrame, chosen: int) -> Figure:
-    """The merge path: posterior entropy and the merged pair's DEMP against the number of
-    segments, the chosen number marked."""
+    """The merge path: posterior entropy and the value of each merge against the number of
+    segments (integers), the chosen number marked and named."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     part = path_table.sort_values("n_segments")
-    ax.plot(part["n_segments"], part["entropy"], marker="o", color="C0")
+    ax.plot(part["n_segments"], part["entropy"], marker="o", color="C0", label="entropy EN")
     ax.set_xlabel("number of segments")
     ax.set_ylabel("posterior entropy EN (lower = crisper)", color="C0")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     merged = part.dropna(subset=["value"])
     twin = ax.twinx()
-    twin.plot(merged["n_segments"], merged["value"], marker="s", color="C1")
+    twin.plot(merged["n_segments"], merged["value"], marker="s", color="C1",
+              label="value of the merge leaving this many")  # fmt: skip
     twin.set_ylabel("value of the merge that leaves this many segments", color="C1")
-    ax.axvline(chosen, color="grey", linestyle="--")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen: {chosen} segments")
+    lines = ax.get_legend_handles_labels()
+    twins = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + twins[0], lines[1] + twins[1], fontsize=8, loc="upper left")
     ax.set_title(f"Components merged into segments: {chosen} chosen")
     return fig
 

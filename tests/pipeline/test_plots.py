@@ -88,3 +88,14 @@ def test_the_asset_pages_show_the_plots_so_nobody_needs_to_open_mlflow(full_run)
     for name in ("bic_vs_k", "loglik_chosen_restarts", "loglik_all_candidates", "segment_profiles"):
         assert shown[f"plot/{name}"].startswith(f"![{name}](data:image/png;base64,iVBOR")
         assert Path(shown[f"plot_path/{name}"]).is_file()
+
+
+def test_the_merge_path_names_the_choice_on_integer_segment_counts():
+    table = pd.DataFrame({"n_segments": [1, 2, 3, 4, 5], "entropy": [0, 31, 53, 112, 150],
+                          "value": [0.006, 0.014, 0.042, 0.05, None]})  # fmt: skip
+    fig = plots.merge_path_figure(table, 4)
+    ax = fig.axes[0]
+    assert "chosen: 4 segments" in [t.get_text() for t in ax.get_legend().get_texts()]
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= 5]
+    assert all(float(t).is_integer() for t in ticks)
+    plt.close(fig)
