@@ -62,3 +62,20 @@ def plot_metadata(paths: list[Path]) -> dict:
         )
         out[f"plot_path/{Path(p).stem}"] = dg.MetadataValue.path(str(p))
     return out
+
+
+def drift_metadata(report) -> dict:
+    """``segment_drift``'s metadata: the summary, the transition matrix, segments and PSI."""
+    t = report.transitions
+    matrix = (
+        t.pivot(index="from_segment", columns="to_segment", values="n_customers").to_markdown()
+        if len(t)
+        else "(nothing published before this date)"
+    )
+    shown = ["segment_id", "status", "label", "share_before", "share_after", "distance"]
+    return {
+        "summary": dg.MetadataValue.json(report.summary),
+        "transition_matrix": dg.MetadataValue.md(matrix),
+        "segments": dg.MetadataValue.md(report.segments[shown].to_markdown(index=False)),
+        "psi": dg.MetadataValue.md(report.features[["feature", "psi"]].to_markdown(index=False)),
+    }

@@ -326,6 +326,17 @@ class Warehouse(dg.ConfigurableResource):
             return None
         return table[table["run_date"].astype(str).str[:10] == run_date].reset_index(drop=True)
 
+    def expect_champion(self, run_date: str | None) -> Champion | None:
+        """The current champion, failing the step unless it is the one of ``run_date`` (the
+        champion ``segment_model`` aligned to): another run promoted in between."""
+        champion = self.load_champion()
+        if (None if champion is None else champion.run_date) != run_date:
+            raise dg.Failure(
+                f"the champion changed since segment_model ran (was {run_date}, now "
+                f"{None if champion is None else champion.run_date}): re-run from segment_model"
+            )
+        return champion
+
     def load_champion(self) -> Champion | None:
         """The current champion, or None before the first promotion."""
         row = self.read(CHAMPION_TABLE)

@@ -10,12 +10,10 @@ model stays logged in MLflow (tag ``promoted=false`` plus one ``check/<name>`` t
 the reason) but is not promoted, and BI keeps reading the champion's tables.
 """
 
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 
+from em_pipeline.defs.metadata import drift_metadata, plot_metadata
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import Champion, MlflowTracker, PipelineStorage, Warehouse
 from em_pipeline.lib.artifacts import (
@@ -25,11 +23,12 @@ from em_pipeline.lib.artifacts import (
     DRIFT_SUMMARY,
     DRIFT_TRANSITIONS,
     MODEL_JSON,
+    PLOTS,
     SEGMENTS,
     SNAPSHOT,
 )
+from em_pipeline.lib.drift_logging import drift_line, log_drift, transitions_plot
 from em_pipeline.lib.drift_report import drift_report
-from em_pipeline.lib.plots import plot_transitions
 from em_pipeline.lib.publication import one_hot_posteriors, reference_run_date
 from em_pipeline.lib.segments import SegmentBundle
 
@@ -54,12 +53,7 @@ def segment_drift(
     bundle = SegmentBundle.load(storage.path(run_date, MODEL_JSON))
     schema = bundle.schema
     expected_champion = bundle.info.get("champion_run_date")
-    champion = warehouse.load_champion()
-    if (None if champion is None else champion.run_date) != expected_champion:
-        raise dg.Failure(
-            f"the champion changed since segment_model ran (was {expected_champion}, now "
-            f"{None if champion is None else champion.run_date}): re-run from segment_model"
-        )
+    champion = warehouse.expect_champion(expected_champion)
     after = storage.read_parquet(run_date, SEGMENTS)
     reference = reference_run_date(run_date, warehouse.published_run_dates())
     before = _published_segments(warehouse, champion, reference, schema.id_column)
@@ -89,85 +83,19 @@ def segment_drift(
         "features": storage.write_parquet(report.features, run_date, DRIFT_FEATURES),
     }
     storage.write_json(report.summary, run_date, DRIFT_SUMMARY)
-    s = report.summary
-
+    plot = transitions_plot(report, reference, run_date, storage.partition_dir(run_date) / PLOTS)
     run_id = bundle.info.get("mlflow_run_id")
     if run_id:
-        tracker = mlflow_tracker.tracker()
-        metrics = {
-            f"drift_{k}": s[k]
-            for k in (
-                "ari",
-                "stayed_share",
-                "expected_stayed_share",
-                "max_psi",
-                "max_distance",
-                "max_abs_share_change",
-                "n_common_customers",
-                "n_new_customers",
-                "n_gone_customers",
-                "n_new_segments",
-                "n_retired_segments",
-            )
-        }
-        metrics.update({f"psi_{r.feature}": r.psi for r in report.features.itertuples()})
-        for r in report.segments.itertuples():
-            metrics[f"share_change_segment_{r.segment_id}"] = r.share_change
-            metrics[f"distance_segment_{r.segment_id}"] = r.distance
-        tracker.log_metrics(run_id, metrics)
-        tracker.set_tags(
-            run_id,
-            {"champion_run_date": expected_champion or "", "compared_with": reference or ""},
-        )
-        for name, df in (
-            ("drift_transitions", report.transitions),
-            ("drift_segments", report.segments),
-            ("drift_features", report.features),
-            ("drift_summary", report.summary_frame()),
-        ):
-            tracker.log_table(run_id, df, name, "drift")
-        if len(report.transitions):
-            with tempfile.TemporaryDirectory() as tmp:
-                plot = plot_transitions(
-                    report.transitions,
-                    Path(tmp) / "transitions.png",
-                    f"Customers by segment: {reference} -> {run_date}",
-                    labels=dict(zip(report.segments["segment_id"], report.segments["label"],
-                                    strict=True)),
-                )  # fmt: skip
-                tracker.log_artifacts(run_id, [plot], "plots")
-
-    if reference is None:
-        context.log.info(
-            "no published run up to this date to compare with; drift checks pass trivially"
-        )
-    else:
-        context.log.info(
-            f"vs published {reference}: {s['n_common_customers']} common customers, "
-            f"ARI {s['ari']:.3f}, stayed {s['stayed_share']:.1%}, max PSI {_fmt(s['max_psi'])} "
-            f"({s['max_psi_feature']}), max distance {_fmt(s['max_distance'])}, "
-            f"{s['n_new_segments']} new / {s['n_retired_segments']} retired segment(s)"
-        )
-    matrix = (
-        report.transitions.pivot(index="from_segment", columns="to_segment", values="n_customers")
-        if len(report.transitions)
-        else None
-    )
+        log_drift(
+            mlflow_tracker.tracker(), run_id, report,
+            champion_run_date=expected_champion, reference=reference, plot=plot,
+        )  # fmt: skip
+    context.log.info(drift_line(report.summary, reference))
     return dg.MaterializeResult(
         metadata={
             **{f"path/{k}": dg.MetadataValue.path(str(v)) for k, v in paths.items()},
-            "summary": dg.MetadataValue.json(s),
-            "transition_matrix": dg.MetadataValue.md(
-                matrix.to_markdown() if matrix is not None else "(no champion yet)"
-            ),
-            "segments": dg.MetadataValue.md(
-                report.segments[
-                    ["segment_id", "status", "label", "share_before", "share_after", "distance"]
-                ].to_markdown(index=False)
-            ),
-            "psi": dg.MetadataValue.md(
-                report.features[["feature", "psi"]].to_markdown(index=False)
-            ),
+            **drift_metadata(report),
+            **plot_metadata([plot] if plot is not None else []),
         }
     )
 
@@ -183,7 +111,3 @@ def _published_segments(
         return warehouse.read("customer_segments")
     history = warehouse.read_history("customer_segments_history", reference)
     return None if history is None else one_hot_posteriors(history, id_column)
-
-
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3g}"

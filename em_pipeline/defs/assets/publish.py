@@ -74,12 +74,7 @@ def published_segments(
     model_json = storage.path(run_date, MODEL_JSON).read_text()
     bundle = SegmentBundle.from_json(model_json)
     info = bundle.info
-    champion = warehouse.load_champion()
-    if (None if champion is None else champion.run_date) != info.get("champion_run_date"):
-        raise dg.Failure(
-            f"the champion changed since segment_model ran (was {info.get('champion_run_date')},"
-            f" now {None if champion is None else champion.run_date}): re-run from segment_model"
-        )
+    champion = warehouse.expect_champion(info.get("champion_run_date"))
     segments = storage.read_parquet(run_date, SEGMENTS)
     profiles = storage.read_parquet(run_date, PROFILES)
     published_at = datetime.now(UTC).replace(tzinfo=None)

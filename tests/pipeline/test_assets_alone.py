@@ -1,0 +1,97 @@
+"""Assets materialised on their own, with a fake MLflow tracker: what each one reads, writes and
+tells MLflow, without the rest of the job."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+from pipeline_helpers import RUN_DATE, failure_messages, load_defs
+
+from em_pipeline.defs.resources import MlflowTracker, default_resources
+from em_pipeline.lib.warehouse import read_table
+
+
+class FakeTracker:
+    """Records what an asset tells MLflow; the registry alias starts unset."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.alias: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    def alias_version(self) -> str | None:
+        return self.alias
+
+    def set_alias(self, version: str) -> None:
+        self.calls.append(("set_alias", (version,), {}))
+        self.alias = version
+
+    def named(self, name: str) -> list[tuple]:
+        return [(args, kwargs) for n, args, kwargs in self.calls if n == name]
+
+
+class FakeMlflow(MlflowTracker):
+    def tracker(self) -> FakeTracker:  # type: ignore[override]
+        return FAKE
+
+
+FAKE = FakeTracker()
+
+
+@pytest.fixture
+def home(full_run, tmp_path):
+    """A finished night's home as it was before publishing: every partition file is there, the
+    warehouse is not (so the night's model was fitted against the current champion: none)."""
+    copy = tmp_path / "home"
+    shutil.copytree(full_run[0], copy, symlinks=True)
+    shutil.rmtree(copy / "published")
+    (copy / "warehouse.duckdb").unlink()
+    global FAKE
+    FAKE = FakeTracker()
+    return copy
+
+
+def _alone(asset_name: str, home) -> dg.ExecuteInProcessResult:
+    (asset,) = [a for a in load_defs().assets if asset_name in {k.path[-1] for k in a.keys}]
+    resources = default_resources(home=home)
+    resources["mlflow_tracker"] = FakeMlflow(tracking_uri="fake://")
+    return dg.materialize(
+        [asset], resources=resources, partition_key=RUN_DATE, raise_on_error=False
+    )
+
+
+def test_segment_drift_alone_reports_a_first_night_and_logs_it(home):
+    result = _alone("segment_drift", home)
+    assert result.success
+    summary = pd.read_json(home / "runs" / RUN_DATE / "drift_summary.json", typ="series")
+    assert not summary["has_champion"] and summary["champion_run_date"] is None
+    ((_, metrics), _) = FAKE.named("log_metrics")[0]
+    assert {"drift_ari", "drift_n_new_segments", "psi_total_spend"} <= set(metrics)
+    tables = {args[2] for args, _ in FAKE.named("log_table")}
+    assert tables == {"drift_transitions", "drift_segments", "drift_features", "drift_summary"}
+    ((_, tags), _) = FAKE.named("set_tags")[0]
+    assert tags == {"champion_run_date": "", "compared_with": ""}
+
+
+def test_published_segments_alone_publishes_and_points_the_alias_at_its_model(home):
+    assert _alone("published_segments", home).success
+    runs = read_table(home / "warehouse.duckdb", "segment_runs")
+    assert runs["run_date"].astype(str).str[:10].tolist() == [RUN_DATE]
+    assert [args for args, _ in FAKE.named("set_alias")] == [("1",)]
+    ((_, tags), _) = FAKE.named("set_tags")[0]
+    assert tags["promoted"] == "true"
+    # publishing the same night again: its model was fitted with no champion, and now there is
+    # one (itself, promoted meanwhile), so the step refuses instead of publishing stale ids
+    again = _alone("published_segments", home)
+    assert not again.success
+    assert "the champion changed since segment_model ran" in failure_messages(again)
+    assert len(FAKE.named("set_alias")) == 1
