@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._fast_kernels import HAVE_NUMBA
+from ._orientation_kernel import orientation_iterations
 from ._typing import CovarianceType, FloatArray
 from .prior import PriorTerms
 
@@ -192,6 +194,25 @@ def _common_orientation_fit(
     n, d = nk.sum(), W.shape[1]
     O = _orientation_start(W, previous)
     omega = np.linalg.eigvalsh(W)[:, -1]
+    if HAVE_NUMBA:
+        O, shapes = orientation_iterations(
+            np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(nk, dtype=float),
+            np.ascontiguousarray(O), np.ascontiguousarray(omega), bool(equal_volume),
+            INNER_TOL, INNER_MAX_ITER,
+        )  # fmt: skip
+    else:
+        O, shapes = orientation_iterations_numpy(W, nk, O, omega, equal_volume)
+    if equal_volume:
+        diag = np.einsum("ij,kjl,il->ki", O, W, O)
+        shapes = shapes * (float(np.sum(diag / shapes)) / (n * d))
+    return np.einsum("ji,kj,jl->kil", O, shapes, O)
+
+
+def orientation_iterations_numpy(
+    W: FloatArray, nk: FloatArray, O: FloatArray, omega: FloatArray, equal_volume: bool
+) -> tuple[FloatArray, FloatArray]:
+    """The MM loop of the common orientation in numpy: the reference of the compiled
+    :func:`em_core._orientation_kernel.orientation_iterations`; returns (O, shapes)."""
 
     def shapes_for(O):
         diag = np.einsum("ij,kjl,il->ki", O, W, O)  # diag(O W_k Oᵀ)
@@ -211,9 +232,7 @@ def _common_orientation_fit(
         if abs(now - prev) / (1.0 + abs(now)) <= INNER_TOL:
             break
         prev = now
-    if equal_volume:
-        shapes = shapes * (target(O, shapes) / (n * d))
-    return np.einsum("ji,kj,jl->kil", O, shapes, O)
+    return O, shapes
 
 
 def _previous_volumes(previous: FloatArray | None, k: int) -> FloatArray | None:
