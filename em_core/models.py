@@ -52,8 +52,9 @@ _KERNEL: dict[str, CovarianceType] = {
     "EEE": "tied",
 }  # fmt: skip
 
-#: Inner iterations of the alternating M-steps: relative change below which they stop.
-INNER_TOL = 1e-11
+#: Inner iterations of the alternating M-steps: relative change below which they stop. √ε, as
+#: mclust's emControl(tol = c(1e-5, sqrt(.Machine$double.eps))) for its iterative M-steps.
+INNER_TOL = float(np.sqrt(np.finfo(float).eps))
 INNER_MAX_ITER = 500
 
 
