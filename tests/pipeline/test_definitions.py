@@ -141,3 +141,27 @@ def test_the_job_runs_in_process_and_partitions_start_90_days_back_by_default(mo
         settings.executor()
     job = load_defs().resolve_job_def(settings.JOB_NAME)
     assert job.executor_def.name == "in_process"
+
+
+def test_dagster_loads_the_workspace_without_a_code_location_name_warning(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "dagster").mkdir()
+    (tmp_path / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "EM_SEGMENTS_HOME": str(tmp_path),
+    }
+    root = Path(__file__).resolve().parents[2]
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Validation successful for code location em_segments" in done.stderr + done.stdout
+    assert "does not match the name" not in done.stderr + done.stdout
