@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from em_pipeline.lib.schema import CustomerSchema
 
@@ -69,8 +71,10 @@ class IngestResult:
         return len(self.quarantine) / self.n_input_rows if self.n_input_rows else 0.0
 
 
-#: File endings a drop may use; ``.csv.gz`` is read through gzip.
-DROP_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+#: File endings a drop may use; ``.csv.gz`` is read through gzip, ``.csv.zst`` through
+#: pyarrow's zstd codec.
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
+DROP_SUFFIXES = (*CSV_SUFFIXES, ".parquet", ".pq")
 
 
 def list_drop_files(folder: str | Path) -> list[Path]:
@@ -122,7 +126,7 @@ def read_drop_file(path: Path, encoding: str = "auto") -> pd.DataFrame:
     are left empty and the hidden columns ``__problem__`` (``field_count:<n>`` or
     ``multiline_record:<lines>``) and ``__raw__`` (the record as read) carry it to quarantine.
     """
-    if path.name.lower().endswith((".csv", ".csv.gz")):
+    if path.name.lower().endswith(CSV_SUFFIXES):
         df = _read_csv_records(path, encoding)
     else:
         df = _typed_as_text(pd.read_parquet(path))
@@ -145,15 +149,25 @@ def _csv_encoding(path: Path, declared: str = "auto") -> str:
     else UTF-8 (a BOM is dropped)."""
     if declared != "auto":
         return declared
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as raw:
+    with _open_bytes(path) as raw:
         head = raw.read(2)
     return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
+def _open_bytes(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed for ``.gz`` and ``.zst``."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith(".zst"):
+        with pa.input_stream(str(path), compression="zstd") as stream:
+            return io.BytesIO(stream.read())
+    return open(path, "rb")
+
+
 def _read_csv_records(path: Path, encoding: str = "auto") -> pd.DataFrame:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding=_csv_encoding(path, encoding)) as handle:
+    text = io.TextIOWrapper(_open_bytes(path), encoding=_csv_encoding(path, encoding), newline="")
+    with text as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -353,8 +367,7 @@ def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: flo
 
 def _data_lines(path: Path) -> int:
     """Lines after the header of a file that cannot be decoded (counted in bytes)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as raw:
+    with _open_bytes(path) as raw:
         data = raw.read()
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     return max(0, lines - 1)
@@ -389,6 +402,13 @@ def ingest_folder(
             if undecodable_files == "fail":
                 raise DropError(f"{p.name}: {why}") from e
             skipped[p.name], skipped_rows[p.name] = why, _data_lines(p)
+        except (OSError, EOFError, pa.ArrowException) as e:
+            if not p.name.lower().endswith((".gz", ".zst")):
+                raise
+            why = f"not a readable compressed file ({type(e).__name__}: {e}): rows unknown"
+            if undecodable_files == "fail":
+                raise DropError(f"{p.name}: {why}") from e
+            skipped[p.name] = why
     if not frames:
         raise DropError(f"no file of the drop {folder} could be read: {skipped}")
     result = validate_drop(

@@ -261,3 +261,20 @@ def test_the_robust_outlier_rule_flags_absurd_values_not_tied_counts_or_whales(t
     # below MIN_ROWS_FOR_OUTLIERS values no scale is estimated: only max_value applies
     few = ingest_folder(_csv(tmp_path / "few", rows[:5] + rows[-1:]), SCHEMA)
     assert few.quarantine.empty
+
+
+def test_zstd_csv_is_read_and_a_corrupt_compressed_file_is_skipped_with_why(tmp_path):
+    import pyarrow as pa
+
+    folder = _csv(tmp_path / "drop", [_good(0)])
+    text = (folder / "drop.csv").read_text().replace("G0", "Z0")
+    with pa.output_stream(str(folder / "more.csv.zst"), compression="zstd") as out:
+        out.write(text.encode())
+    (folder / "broken.csv.gz").write_bytes(b"this is not gzip")
+    (folder / "broken.csv.zst").write_bytes(b"nor zstd")
+    res = ingest_folder(folder, SCHEMA)
+    assert sorted(res.snapshot["customer_id"]) == ["G0", "Z0"]
+    assert set(res.skipped_files) == {"broken.csv.gz", "broken.csv.zst"}
+    assert all("not a readable compressed file" in why for why in res.skipped_files.values())
+    with pytest.raises(DropError, match=r"broken\.csv\.gz: not a readable compressed file"):
+        ingest_folder(folder, SCHEMA, undecodable_files="fail")
