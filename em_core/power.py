@@ -9,7 +9,8 @@ Yeo-Johnson (2000), for any real x: y = ((x + 1)^λ − 1) / λ        x ≥ 0 (
 the Jacobian term (scipy's ``boxcox_llf`` / ``yeojohnson_llf``), searched on ``LAMBDA_BOUNDS``.
 ``"auto"`` picks Box-Cox when every observed value is positive and Yeo-Johnson otherwise. NaN
 (a missing cell) stays NaN and takes no part in the fit. ``"log1p"`` and ``"none"`` are the fixed
-transforms a schema may pin.
+transforms a schema may pin; ``"log1p"`` is sign(x)·log(1 + |x|), log1p extended oddly to the
+negative values a net amount (spend minus refunds) can take.
 """
 
 from typing import Literal
@@ -65,9 +66,7 @@ def forward(x: ArrayLike, method: str, lam: float | None) -> FloatArray:
     if method == "none":
         return x.copy()
     if method == "log1p":
-        if np.nanmin(x, initial=0.0) <= -1.0:
-            raise ValueError("log1p needs values > -1")
-        return np.log1p(x)
+        return np.sign(x) * np.log1p(np.abs(x))
     out = np.full_like(x, np.nan)
     seen = ~np.isnan(x)
     if method == "boxcox":
@@ -88,7 +87,7 @@ def inverse(y: ArrayLike, method: str, lam: float | None) -> FloatArray:
     if method == "none":
         return y.copy()
     if method == "log1p":
-        return np.expm1(y)
+        return np.sign(y) * np.expm1(np.abs(y))
     if method == "boxcox":
         return _inverse_power(y, lam)
     if method == "yeojohnson":

@@ -27,7 +27,7 @@ from em_pipeline import settings
 from em_pipeline.lib.home_lock import hold_home
 from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
 from em_pipeline.lib.published_versions import PublishedLayout, recover
-from em_pipeline.lib.sample_data import SampleDrop, write_sample_drop
+from em_pipeline.lib.sample_data import Generator, SampleDrop, write_sample_drop
 from em_pipeline.lib.schema import DEFAULT_FEATURES, CustomerSchema, Feature
 from em_pipeline.lib.segments import SegmentBundle
 from em_pipeline.lib.warehouse import PublishResult, publish_tables, read_table_if_exists
@@ -76,6 +76,12 @@ class SampleCustomerSource(CustomerSource):
     n_customers: int = Field(default=2000, description="Number of good sample customers.")
     seed: int = Field(default=0, description="Seed of the sample generator.")
     missing_rate: float = Field(default=0.10, description="Share of feature cells left empty.")
+    generator: Generator = Field(
+        default="lognormal",
+        description="'orders': simulated order histories (one-time buyers, occasional buyers, "
+        "loyal regulars, bulk buyers; integer orders and items, refunds, whales); 'lognormal': "
+        "four log-normal segments, close to Gaussian after log1p.",
+    )
     daily_new_share: float = Field(
         default=0.03, ge=0, le=1, description="New customers per run date, as a share."
     )
@@ -95,6 +101,7 @@ class SampleCustomerSource(CustomerSource):
             n_new=round(self.daily_new_share * self.n_customers),
             n_leaving=round(self.daily_leaving_share * self.n_customers),
             night=night,
+            generator=self.generator,
         )
 
     def drop_folder(self, run_date: str) -> Path:
@@ -131,7 +138,7 @@ class CustomerSchemaResource(dg.ConfigurableResource):
         "'yeojohnson', 'log1p' or 'none'.",
     )
     allow_negative: list[str] = Field(
-        default=[],
+        default=[f.name for f in DEFAULT_FEATURES if not f.nonnegative],
         description="Features that may be negative; a negative value elsewhere is quarantined.",
     )
     max_value: float = Field(

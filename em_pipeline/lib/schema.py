@@ -24,7 +24,9 @@ class Feature:
 
 
 DEFAULT_FEATURES: tuple[Feature, ...] = (
-    Feature("total_spend", "log1p", True, "total purchase amount over the last 12 months (EUR)"),
+    Feature(
+        "total_spend", "log1p", False, "net revenue: purchases minus refunds (EUR; may be negative)"
+    ),
     Feature("visits_per_month", "log1p", True, "average number of shop visits per month"),
     Feature("avg_cart_size", "log1p", True, "average number of items per order"),
     Feature("days_since_last_order", "none", True, "days since the most recent order"),

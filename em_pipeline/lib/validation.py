@@ -340,7 +340,7 @@ def validate_drop(
 
 def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: float) -> None:
     """Quarantine values more than ``z_max`` robust standard deviations from the drop's median on
-    the scale the model sees (log1p for transformed non-negative features, else the value):
+    the scale the model sees (sign(x)·log1p|x| for transformed features, else the value):
     z = |g(x) − median g| / s with s = (q₀.₉₉ − q₀.₀₁) / (2 · 2.326), the spread of the central
     98 % (σ for a Gaussian). Unlike the MAD it does not collapse on tied counts (visits per month
     of 1 or 2). One such value would dominate a feature's standard deviation. Needs
@@ -350,9 +350,10 @@ def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: flo
         finite = np.isfinite(values)
         if finite.sum() < MIN_ROWS_FOR_OUTLIERS:
             continue
-        log = f.transform != "none" and f.nonnegative
+        log = f.transform != "none"
         g = np.full_like(values, np.nan)
-        g[finite] = np.log1p(np.maximum(values[finite], 0.0)) if log else values[finite]
+        v = values[finite]
+        g[finite] = np.sign(v) * np.log1p(np.abs(v)) if log else v
         low, center, high = np.quantile(g[finite], [0.01, 0.5, 0.99])
         scale = (high - low) / (2 * 2.326)
         if not scale > 0:

@@ -36,13 +36,21 @@ def test_yeo_johnson_recovers_a_known_lambda_and_agrees_with_scipy(lam):
 def test_inverse_undoes_the_transform_and_nan_stays_nan(method):
     rng = np.random.default_rng(2)
     x = np.exp(rng.normal(1.0, 1.0, 500))
-    if method == "yeojohnson":
+    if method in ("yeojohnson", "log1p"):
         x = x - 3.0  # negative values too
     x[::7] = np.nan
     lam = fit_lambda(x, method)
     y = forward(x, method, lam)
     assert np.array_equal(np.isnan(y), np.isnan(x))
     np.testing.assert_allclose(inverse(y, method, lam), x, rtol=1e-10, atol=1e-10)
+
+
+def test_log1p_is_odd_so_a_negative_net_amount_mirrors_a_positive_one():
+    x = np.array([-45.1, -0.5, 0.0, 0.5, 45.1, np.nan])
+    y = forward(x, "log1p", None)
+    np.testing.assert_allclose(y[3:5], np.log1p(x[3:5]))
+    np.testing.assert_allclose(y[:2], -y[4:2:-1])
+    assert y[2] == 0.0 and np.isnan(y[5])
 
 
 def test_auto_is_box_cox_for_positive_values_and_yeo_johnson_otherwise():

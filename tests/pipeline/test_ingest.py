@@ -35,7 +35,7 @@ def _good(i, **over):
         ({"total_spend": "12,50 EUR"}, "unparseable_number:total_spend"),
         ({"visits_per_month": "lots"}, "unparseable_number:visits_per_month"),
         ({"avg_cart_size": "inf"}, "unparseable_number:avg_cart_size"),
-        ({"total_spend": "-3"}, "negative_value:total_spend"),
+        ({"visits_per_month": "-3"}, "negative_value:visits_per_month"),
         ({"days_since_last_order": "-1"}, "negative_value:days_since_last_order"),
         (
             {
@@ -58,6 +58,14 @@ def test_bad_rows_are_quarantined_with_their_reason(tmp_path, bad_row, reason):
     assert res.reason_counts[reason.split(":")[0]] == 1
     assert res.quarantine["source_file"].iloc[0] == "drop.csv"
     assert res.quarantine["source_row"].iloc[0] == 6
+
+
+def test_a_negative_net_spend_is_a_customer_not_a_bad_row(tmp_path):
+    # refunds can exceed purchases: the default schema lets total_spend be negative
+    rows = [_good(i) for i in range(5)] + [_good(5, total_spend="-45.10")]
+    res = ingest_folder(_csv(tmp_path / "drop", rows), SCHEMA)
+    assert res.quarantine.empty
+    assert res.snapshot.set_index("customer_id").loc["G5", "total_spend"] == -45.10
 
 
 def test_missing_cells_are_kept_as_nan_not_quarantined(tmp_path):
@@ -101,7 +109,7 @@ def test_unknown_columns_quarantine_or_ignore(tmp_path):
         (lambda d: d.mkdir(), "no .csv or .parquet file"),
         (lambda d: _csv(d, []), "holds no data row"),
         (lambda d: _csv(d, [{"customer_id": "x"}], columns=["customer_id"]), "required column"),
-        (lambda d: _csv(d, [_good(1, total_spend="-5")]), "no valid customer"),
+        (lambda d: _csv(d, [_good(1, avg_cart_size="-5")]), "no valid customer"),
     ],
     ids=["missing-folder", "empty-folder", "header-only", "missing-column", "all-bad"],
 )
