@@ -1,13 +1,21 @@
-"""Segments vs components: how many segments and how well they match the truth, by size.
+"""Segments vs the truth, by size of the customer base: the method before and after dequantisation.
 
-For each generator and size: the BIC sweep (the pipeline's defaults: K = 1..8, four covariance
-types, 3 restarts, mclust's prior, min_class_size=1) on log1p or power-transformed features, then
-the components as segments (today's pipeline), DEMP and entropy merges (em_core.merging), the
-best possible grouping of the components (each to its majority true segment: an upper bound for
-any merge) and a supervised classifier on the same columns (5-fold cross-validated
-HistGradientBoosting: what the columns can tell at all). ARI against the generator's truth.
+For each generator and size, the nightly sweep's defaults (K = 1..8, four covariance types, 3
+restarts, mclust's prior, min_class_size=1) fitted by the pipeline's own functions, then:
 
-    python bench/segments.py --sizes 2000,20000,200000 --generators sample,orders
+- ``components``: every component a segment, on the old default transforms (log1p of spend,
+  visits and cart, recency as is): what the pipeline published before segments were merged;
+- ``merged``: the same fit, components merged by DEMP (``em_core.merging``);
+- ``new``: today's defaults: log of the visit rate, log1p of recency, values dequantised within
+  their rounding unit (``em_core.dequantize``) for the fit, DEMP merge.
+
+ARI against the generator's truth; "best grouping" maps each of the new fit's components to its
+majority true segment (an upper bound for any merge); "supervised" is a 5-fold cross-validated
+``HistGradientBoostingClassifier`` on the raw columns (scikit-learn, bench only), what the columns
+can tell at all. ``orders`` and ``lognormal`` are the pipeline's sample generators;
+``order_data`` is ``tests/core/order_data.py`` (other columns, one-time × loyal truth).
+
+    python bench/segments.py --sizes 2000,20000,200000 --generators orders,lognormal
 """
 
 import argparse
@@ -17,126 +25,119 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from em_core import adjusted_rand_index, select_model
 from em_core.merging import merge_components
+from em_pipeline.lib.dequantised import dequantised_features, fit_lattices
+from em_pipeline.lib.schema import CustomerSchema, Feature
+from em_pipeline.lib.transforms import FeatureTransform
+
+SWEEP = dict(
+    n_components=range(1, 9), covariance_types=["full", "diag", "spherical", "tied"], n_init=3,
+    random_state=0, prior="default", min_class_size=1,
+)  # fmt: skip
+# per column: (old default transform, new default transform)
+TRANSFORMS = {
+    "total_spend": ("log1p", "log1p"), "visits_per_month": ("log1p", "log"),
+    "avg_cart_size": ("log1p", "log1p"), "days_since_last_order": ("none", "log1p"),
+    "orders": ("log1p", "log1p"), "items_per_order": ("log1p", "log1p"),
+    "visit_rate": ("log1p", "log"), "recency_days": ("none", "log1p"),
+    "spend_per_order": ("log1p", "log1p"),
+}  # fmt: skip
 
 
-def sample_generator(n: int, seed: int):
-    import pandas as pd  # noqa: F401
+def generate(generator: str, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    if generator == "order_data":
+        from tests.core.order_data import order_segments_raw
 
+        raw, truth = order_segments_raw(n, seed)
+        return pd.DataFrame(raw).assign(customer_id=np.arange(n).astype(str)), truth
     from em_pipeline.lib.sample_data import generate_customers
 
-    df, truth = generate_customers(n, seed=seed)
-    return df, truth
+    return generate_customers(n, seed=seed, generator=generator)
 
 
-def orders_generator(n: int, seed: int):
-    import pandas as pd
-
-    from tests.core.order_data import order_segments_raw
-
-    raw, truth = order_segments_raw(n, seed)
-    return pd.DataFrame(raw), truth
-
-
-GENERATORS = {"sample": sample_generator, "orders": orders_generator}
-
-
-def features(df, power: bool):
-    from em_pipeline.lib.schema import CustomerSchema, Feature
-    from em_pipeline.lib.transforms import FeatureTransform
-
+def schema_for(df: pd.DataFrame, new: bool) -> CustomerSchema:
     names = [c for c in df.columns if c != "customer_id"]
-    if "customer_id" not in df.columns:
-        df = df.assign(customer_id=np.arange(len(df)).astype(str))
-    logs = {"total_spend", "visits_per_month", "avg_cart_size", "orders", "items_per_order",
-            "visit_rate", "recency_days", "spend_per_order"}  # fmt: skip
-    schema = CustomerSchema(
-        features=tuple(
-            Feature(c, "auto" if power else ("log1p" if c in logs else "none")) for c in names
-        ),
-        label_feature=names[0],
-    )
+    features = tuple(Feature(c, TRANSFORMS[c][int(new)], c != "total_spend") for c in names)
+    return CustomerSchema(features=features, label_feature=names[0])
+
+
+def fit(X_fit: np.ndarray, X: np.ndarray) -> tuple[object, np.ndarray, np.ndarray, float]:
     t = time.perf_counter()
-    transform = FeatureTransform.fit(df, schema)
+    best = select_model(X_fit, **SWEEP).best
+    return best, best.predict_proba(X_fit), best.predict_proba(X), time.perf_counter() - t
+
+
+def row(generator: str, n: int, seed: int, hgb: float | None) -> str:
+    df, truth = generate(generator, n, seed)
+    old_schema, new_schema = schema_for(df, False), schema_for(df, True)
+    X_old = FeatureTransform.fit(df, old_schema).transform(df)
+    model, resp, _, t_old = fit(X_old, X_old)
+    before = adjusted_rand_index(truth, resp.argmax(axis=1))
+    merged = merge_components(resp)
+    merged_ari = adjusted_rand_index(truth, merged.posteriors(resp).argmax(axis=1))
+
+    t = time.perf_counter()
+    transform = FeatureTransform.fit(df, new_schema)
     X = transform.transform(df)
-    return X, time.perf_counter() - t
+    X_fit = dequantised_features(df, new_schema, transform, fit_lattices(df, new_schema), seed=0)
+    t_prep = time.perf_counter() - t
+    new_model, resp_fit, resp, t_new = fit(X_fit, X)
+    t = time.perf_counter()
+    new = merge_components(resp_fit)
+    t_merge = time.perf_counter() - t
+    new_ari = adjusted_rand_index(truth, new.posteriors(resp).argmax(axis=1))
+    comp = resp.argmax(axis=1)
+    size = truth.max() + 1
+    majority = np.array([
+        np.bincount(truth[comp == c], minlength=size).argmax() if (comp == c).any() else 0
+        for c in range(new_model.n_components)
+    ])  # fmt: skip
+    cells = [
+        generator, f"{n:,}", f"{len(set(truth))}",
+        f"K={model.n_components} {model.covariance_type}: {model.n_components} / {before:.3f}",
+        f"{merged.n_segments} / {merged_ari:.3f}",
+        f"K={new_model.n_components} {new_model.covariance_type}: **{new.n_segments} / "
+        f"{new_ari:.3f}**",
+        f"{adjusted_rand_index(truth, majority[comp]):.3f}", "" if hgb is None else f"{hgb:.3f}",
+        f"{t_prep:.2f} s", f"{t_merge:.2f} s", f"{t_old:.0f} s / {t_new:.0f} s",
+    ]  # fmt: skip
+    return "| " + " | ".join(cells) + " |"
 
 
-def oracle(truth: np.ndarray, comp: np.ndarray, k: int) -> float:
-    majority = np.array(
-        [np.bincount(truth[comp == c], minlength=truth.max() + 1).argmax() if (comp == c).any()
-         else 0 for c in range(k)]
-    )  # fmt: skip
-    return adjusted_rand_index(truth, majority[comp])
-
-
-def supervised(X_raw: np.ndarray, truth: np.ndarray) -> float:
+def supervised(df: pd.DataFrame, truth: np.ndarray) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import cross_val_predict
 
-    pred = cross_val_predict(HistGradientBoostingClassifier(random_state=0), X_raw, truth, cv=5)
+    X = df.drop(columns=["customer_id"]).to_numpy(dtype=float)
+    pred = cross_val_predict(HistGradientBoostingClassifier(random_state=0), X, truth, cv=5)
     return adjusted_rand_index(truth, pred)
-
-
-def run(generator: str, n: int, seed: int, power: bool, hgb: float | None) -> str:
-    df, truth = GENERATORS[generator](n, seed)
-    X, t_transform = features(df, power)
-    t = time.perf_counter()
-    res = select_model(
-        X, range(1, 9), ["full", "diag", "spherical", "tied"], n_init=3, random_state=0,
-        prior="default", min_class_size=1,
-    )  # fmt: skip
-    t_fit = time.perf_counter() - t
-    best = res.best
-    resp = best.predict_proba(X)
-    comp = resp.argmax(axis=1)
-    cells = [
-        generator, f"{n:>7}", "power" if power else "log1p", f"K={best.n_components} "
-        f"{best.covariance_type}", f"{adjusted_rand_index(truth, comp):.3f}",
-    ]  # fmt: skip
-    for method, stop in (("demp", "gap"), ("demp", "cutoff"), ("entropy", "gap")):
-        t = time.perf_counter()
-        merged = merge_components(resp, method, stop=stop)
-        t_merge = time.perf_counter() - t
-        ari = adjusted_rand_index(truth, merged.posteriors(resp).argmax(axis=1))
-        cells.append(f"{merged.n_segments} / {ari:.3f} ({t_merge:.2f} s)")
-    cells += [
-        f"{oracle(truth, comp, best.n_components):.3f}",
-        "" if hgb is None else f"{hgb:.3f}",
-        f"{t_transform:.2f} s",
-        f"{t_fit:.0f} s",
-    ]
-    return "| " + " | ".join(cells) + " |"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--sizes", default="2000,20000")
-    p.add_argument("--generators", default="sample,orders")
+    p.add_argument("--generators", default="orders,lognormal,order_data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-supervised", action="store_true")
-    p.add_argument("--transforms", default="log1p,power", help="log1p and/or power")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     print(
-        "| data | n | transform | chosen | components ARI | DEMP gap: segments / ARI (merge time) "
-        "| DEMP cutoff | entropy elbow | best grouping ARI | supervised ARI | transform time "
-        "| sweep |"
+        "| data | n | true segments | components (before): K / ARI | merged, old transforms "
+        "| new: segments / ARI | best grouping | supervised | transform + dequantise | merge "
+        "| sweeps (before / new) |"
     )
-    print("|---|---:|---|---|---:|---|---|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|")
     for generator in args.generators.split(","):
         for n in (int(v) for v in args.sizes.split(",")):
             hgb = None
             if not args.no_supervised and n <= 200_000:
-                df, truth = GENERATORS[generator](n, args.seed)
-                raw = df.drop(columns=["customer_id"], errors="ignore").to_numpy(dtype=float)
-                hgb = supervised(raw, truth)
-            for transform in args.transforms.split(","):
-                print(run(generator, n, args.seed, transform == "power", hgb), flush=True)
+                hgb = supervised(*generate(generator, n, args.seed))
+            print(row(generator, n, args.seed, hgb), flush=True)
 
 
 if __name__ == "__main__":

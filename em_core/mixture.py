@@ -200,7 +200,12 @@ class GaussianMixture:
         runs: list[EMRun] = []
         inits: list[str] = []
         failures: list[str] = []
-        for restart, restart_rng in enumerate(rng.spawn(self.n_init)):
+        streams = rng.spawn(self.n_init)
+        if warm:
+            # the fresh restarts draw the streams a cold fit's would: an identical re-run from
+            # last night's optimum can only keep it or find a better one
+            streams = [streams[-1], *streams[:-1]]
+        for restart, restart_rng in enumerate(streams):
             name = self._restart_method(restart, warm)
             try:
                 params0 = self._initial_params(source, restart_rng, moments, name)
@@ -258,6 +263,35 @@ class GaussianMixture:
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        return self
+
+    def continue_fit(self, source: ChunkSource, max_iter: int | None = None) -> "GaussianMixture":
+        """Run the kept restart's EM on from where it stopped, for up to ``max_iter`` more M-steps
+        (default: the model's ``max_iter``), with the same tolerance, model and prior: for a fit
+        that hit ``max_iter`` unconverged. EM is monotone, so the log-likelihood only rises. The
+        kept restart's ``history_`` and ``restarts_`` entry, ``n_iter_``, ``converged_``,
+        ``log_likelihood_`` and ``entropy_`` are extended in place; a continuation that
+        degenerates (possible only without a prior) leaves the fit as it was."""
+        params = self._check_fitted()
+        check_n_samples(source.n_samples, self.n_components)
+        moments: ColumnMoments = source.map_reduce(ColumnMoments.of)
+        run = run_em(
+            source, params, tol=self.tol, max_iter=self.max_iter if max_iter is None else max_iter,
+            reg_covar=self.reg_covar, eigen_floor=self.eigen_floor, column_var=moments.var,
+            model=self.model_, prior=self.prior_,
+        )  # fmt: skip
+        if run.degenerate is not None or not run.history:
+            return self
+        kept = self.best_restart_
+        self.history_[kept].extend(run.history[1:])
+        self._set_params(run.params)
+        self.converged_ = run.converged
+        self.n_iter_ += run.n_iter
+        self.log_likelihood_ = float(run.history[-1])
+        self.entropy_ = float(run.entropy)
+        self.restarts_[kept].update(
+            log_likelihood=self.log_likelihood_, n_iter=self.n_iter_, converged=run.converged
+        )
         return self
 
     def _no_fit_error(self, runs: list[EMRun], failures: list[str]) -> DegenerateFitError:

@@ -10,7 +10,10 @@ the Jacobian term (scipy's ``boxcox_llf`` / ``yeojohnson_llf``), searched on ``L
 ``"auto"`` picks Box-Cox when every observed value is positive and Yeo-Johnson otherwise. NaN
 (a missing cell) stays NaN and takes no part in the fit. ``"log1p"`` and ``"none"`` are the fixed
 transforms a schema may pin; ``"log1p"`` is sign(x)·log(1 + |x|), log1p extended oddly to the
-negative values a net amount (spend minus refunds) can take.
+negative values a net amount (spend minus refunds) can take. ``"log"`` is log(x + c) for
+non-negative x, c = ½ · the smallest positive observed value (the fitted parameter, in the place
+of λ): the log of a rate or duration whatever its unit (log1p's "+1" is in the feature's unit and
+flattens rates below 1), finite at zero; values below −c/2 (a dequantised zero) are floored there.
 """
 
 from typing import Literal
@@ -20,8 +23,8 @@ from scipy import optimize, special, stats
 
 from ._typing import ArrayLike, FloatArray
 
-PowerMethod = Literal["auto", "boxcox", "yeojohnson", "log1p", "none"]
-POWER_METHODS: tuple[PowerMethod, ...] = ("auto", "boxcox", "yeojohnson", "log1p", "none")
+PowerMethod = Literal["auto", "boxcox", "yeojohnson", "log", "log1p", "none"]
+POWER_METHODS: tuple[PowerMethod, ...] = ("auto", "boxcox", "yeojohnson", "log", "log1p", "none")
 #: Where λ is searched: wide enough for logs (0), square roots and reciprocals (−1), and squares.
 LAMBDA_BOUNDS = (-4.0, 4.0)
 
@@ -38,10 +41,16 @@ def resolve_method(x: ArrayLike, method: PowerMethod) -> str:
 
 def fit_lambda(x: ArrayLike, method: str) -> float | None:
     """Maximum-likelihood λ of ``method`` ("boxcox" or "yeojohnson") on the observed values of x;
-    None for the fixed transforms."""
+    the offset c of "log"; None for the fixed transforms."""
     if method in ("log1p", "none"):
         return None
     observed = _observed(x)
+    if method == "log":
+        if np.any(observed < 0):
+            raise ValueError("log needs non-negative values; use 'log1p' or 'yeojohnson'")
+        if not np.any(observed > 0):
+            raise ValueError("log needs at least one positive observed value")
+        return float(0.5 * observed[observed > 0].min())
     if observed.size < 3 or np.ptp(observed) == 0:
         raise ValueError("a power transform needs at least 3 distinct observed values")
     if method == "boxcox":
@@ -67,6 +76,9 @@ def forward(x: ArrayLike, method: str, lam: float | None) -> FloatArray:
         return x.copy()
     if method == "log1p":
         return np.sign(x) * np.log1p(np.abs(x))
+    if method == "log":
+        # only a dequantised zero can fall below −c/2; it is floored there, not lost
+        return np.log(np.maximum(x + lam, 0.5 * lam))
     out = np.full_like(x, np.nan)
     seen = ~np.isnan(x)
     if method == "boxcox":
@@ -88,6 +100,8 @@ def inverse(y: ArrayLike, method: str, lam: float | None) -> FloatArray:
         return y.copy()
     if method == "log1p":
         return np.sign(y) * np.expm1(np.abs(y))
+    if method == "log":
+        return np.exp(y) - lam
     if method == "boxcox":
         return _inverse_power(y, lam)
     if method == "yeojohnson":

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 
 from ._parallel import map_in_processes, pickled_or_none
+from ._threads import single_threaded_blas
 from ._typing import COVARIANCE_TYPES, ArrayLike, Criterion
 from ._validation import check_criterion, check_data, check_params, check_random_state
 from .exceptions import DegenerateFitError, EmptyComponentError
 from .mixture import GaussianMixture
 from .models import ALIASES, MODEL_NAMES, canonical_model, kernel_type
+from .sources import ArraySource
 
 #: Seed codes: the four aliases keep their historical codes, the other models follow.
 _COV_CODE = {ALIASES[name]: i for i, name in enumerate(COVARIANCE_TYPES)}
@@ -35,8 +37,10 @@ class SelectionResult:
     ``table`` has one dict per candidate with n_components, covariance_type, model,
     log_likelihood, n_parameters, bic, aic, icl (lower is better), converged, n_iter, seconds,
     degenerate, failure (None, "degenerate", "empty_component" or "error"), error,
-    smallest_class, eligible and reason (why it cannot be chosen); numeric fields are None for a
-    candidate that failed. ``best`` is the chosen fitted
+    smallest_class, eligible and reason (why it cannot be chosen), continued (the chosen
+    candidate stopped at max_iter and was run on to convergence: its row then describes the
+    continued fit); numeric fields are None for a candidate that failed. ``best`` is the chosen
+    fitted
     model (never a degenerate one), ``models`` maps (K, covariance type) to the fitted model or
     None.
     """
@@ -77,6 +81,7 @@ def _fit_candidate(
     gm = GaussianMixture(k, covariance_type=ct, **kwargs)
     row: dict[str, Any] = {
         "n_components": k, "covariance_type": ct, "model": canonical_model(ct), "warm_start": warm,
+        "continued": False,
     }  # fmt: skip
     started = time.perf_counter()
     try:
@@ -269,4 +274,27 @@ def select_model(
     best_index = min(scored, key=lambda i: (table[i][criterion], i))
     best_row = table[best_index]
     best = models[(best_row["n_components"], best_row["covariance_type"])]
+    if not best.converged_:
+        _finish(best, X, n, best_row)
     return SelectionResult(criterion, table, best, best_index, models)
+
+
+#: The chosen candidate's EM may run on for this many times ``max_iter`` more M-steps.
+FINISH_FACTOR = 4
+
+
+def _finish(model: GaussianMixture, X: Any, n: int, row: dict[str, Any]) -> None:
+    """Continue the chosen candidate's EM until it converges (``FINISH_FACTOR · max_iter`` more
+    M-steps at most) and
+    update its row: the chosen model is published, so it should be a converged one. Its
+    criteria only fall (EM is monotone), so it stays the best."""
+    grouped = kernel_type(model.covariance_type) in ("full", "tied")
+    with single_threaded_blas():
+        source = X if _is_source(X) else ArraySource(X, model.chunk_size, group_patterns=grouped)
+        model.continue_fit(source, FINISH_FACTOR * model.max_iter)
+    ll, p = model.log_likelihood_, model.n_parameters
+    bic = -2.0 * ll + p * np.log(n)
+    row.update(
+        log_likelihood=ll, bic=bic, aic=-2.0 * ll + 2.0 * p, icl=bic + 2.0 * model.entropy_,
+        converged=bool(model.converged_), n_iter=model.n_iter_, continued=True,
+    )  # fmt: skip

@@ -58,8 +58,15 @@ class IngestConfig(dg.Config):
         default=50.0,
         ge=0,
         description="Quarantine a value more than this many robust SDs (spread of the central "
-        "98%, /4.65) from the drop's median on the model's scale (log1p for transformed "
-        "features) as out_of_range; 0 = off.",
+        "98%, /4.65) from the drop's median as out_of_range, for features the model sees on the "
+        "raw scale; 0 = off (both limits).",
+    )
+    outlier_robust_z_log: float = Field(
+        default=10.0,
+        gt=0,
+        description="The same limit for features the model sees on a log scale (log, log1p), "
+        "where z counts orders of magnitude: a whale spending 60x the median reaches about 5, "
+        "a 10^9-day recency 14.",
     )
 
     @field_validator("encoding")
@@ -137,6 +144,13 @@ class SegmentModelConfig(dg.Config):
         "components'), matched to the champion's segments by where their customers come from "
         "(mutual majority); the merge path goes to MLflow. 'components': each component is a "
         "segment (BIC adds components as the customer base grows).",
+    )
+    dequantize: bool = Field(
+        default=True,
+        description="Fit the mixture to each value dequantised within its rounding unit "
+        "(em_core.dequantize: whole days, whole-number carts among ratios, cents), so that no "
+        "component collapses onto tied values; the jitter is a fixed function of customer id and "
+        "feature (seeded by `seed`). Posteriors, segments and scores use the recorded values.",
     )
     warm_start: bool = Field(
         default=True,

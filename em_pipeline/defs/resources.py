@@ -77,7 +77,7 @@ class SampleCustomerSource(CustomerSource):
     seed: int = Field(default=0, description="Seed of the sample generator.")
     missing_rate: float = Field(default=0.10, description="Share of feature cells left empty.")
     generator: Generator = Field(
-        default="lognormal",
+        default="orders",
         description="'orders': simulated order histories (one-time buyers, occasional buyers, "
         "loyal regulars, bulk buyers; integer orders and items, refunds, whales); 'lognormal': "
         "four log-normal segments, close to Gaussian after log1p.",
@@ -126,6 +126,11 @@ class CustomerSchemaResource(dg.ConfigurableResource):
         default=[f.name for f in DEFAULT_FEATURES if f.transform == "log1p"],
         description="Skewed money/count features transformed with log1p before standardising.",
     )
+    log_features: list[str] = Field(
+        default=[f.name for f in DEFAULT_FEATURES if f.transform == "log"],
+        description="Rates and durations transformed with log(x + c), c = half the smallest "
+        "positive value, before standardising (log1p's +1 would flatten rates below 1).",
+    )
     power_transform: bool = Field(
         default=False,
         description="Transform every feature not pinned in pinned_transforms by a power "
@@ -135,7 +140,7 @@ class CustomerSchemaResource(dg.ConfigurableResource):
     pinned_transforms: dict[str, str] = Field(
         default={},
         description="Per-feature transform that overrides the others: 'auto', 'boxcox', "
-        "'yeojohnson', 'log1p' or 'none'.",
+        "'yeojohnson', 'log', 'log1p' or 'none'.",
     )
     allow_negative: list[str] = Field(
         default=[f.name for f in DEFAULT_FEATURES if not f.nonnegative],
@@ -153,11 +158,15 @@ class CustomerSchemaResource(dg.ConfigurableResource):
     )
 
     def get(self) -> CustomerSchema:
-        named = [*self.log1p_features, *self.allow_negative, *self.pinned_transforms]
+        named = [
+            *self.log1p_features, *self.log_features, *self.allow_negative,
+            *self.pinned_transforms,
+        ]  # fmt: skip
         unknown = sorted(set(named) - set(self.features))
         if unknown:
             raise ValueError(
-                f"log1p_features/allow_negative/pinned_transforms name unknown features {unknown}"
+                "log1p_features/log_features/allow_negative/pinned_transforms name unknown "
+                f"features {unknown}"
             )
         bad = {k: v for k, v in self.pinned_transforms.items() if v not in POWER_METHODS}
         if bad:
@@ -177,6 +186,8 @@ class CustomerSchemaResource(dg.ConfigurableResource):
             return self.pinned_transforms[name]
         if self.power_transform:
             return "auto"
+        if name in self.log_features:
+            return "log"
         return "log1p" if name in self.log1p_features else "none"
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 #: Per-feature transform before standardising (see :mod:`em_core.power`): "auto" = Box-Cox for
 #: positive values, Yeo-Johnson otherwise, λ by maximum likelihood.
-Transform = Literal["auto", "boxcox", "yeojohnson", "log1p", "none"]
+Transform = Literal["auto", "boxcox", "yeojohnson", "log", "log1p", "none"]
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,9 @@ DEFAULT_FEATURES: tuple[Feature, ...] = (
     Feature(
         "total_spend", "log1p", False, "net revenue: purchases minus refunds (EUR; may be negative)"
     ),
-    Feature("visits_per_month", "log1p", True, "average number of shop visits per month"),
+    Feature("visits_per_month", "log", True, "orders per month since the first order"),
     Feature("avg_cart_size", "log1p", True, "average number of items per order"),
-    Feature("days_since_last_order", "none", True, "days since the most recent order"),
+    Feature("days_since_last_order", "log1p", True, "days since the most recent order"),
 )
 
 

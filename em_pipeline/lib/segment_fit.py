@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from em_core.dequantize import Lattice
 from em_pipeline.lib.artifacts import imputed_flag
+from em_pipeline.lib.dequantised import dequantised_features, fit_lattices
 from em_pipeline.lib.plots import (
     TOP_CANDIDATES,
     CandidateCurves,
@@ -43,11 +45,20 @@ class InputMismatch(ValueError):
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """The matrix the sweep fits (NaN = missing), its feature transform and a log line."""
+    """The recorded features (NaN = missing), the matrix the sweep fits (the same, or its
+    dequantised version: :mod:`em_pipeline.lib.dequantised`), the transform and a log line."""
 
     X: np.ndarray
+    X_fit: np.ndarray
     transform: FeatureTransform
     note: str
+    lattices: dict[str, Lattice] | None = None  # None: not dequantised
+
+    def describe_lattices(self) -> dict[str, str]:
+        """Per feature, how its values were dequantised (empty when they were not)."""
+        if self.lattices is None:
+            return {}
+        return {name: lattice.describe() for name, lattice in self.lattices.items()}
 
 
 def model_inputs(
@@ -57,8 +68,10 @@ def model_inputs(
     snapshot: pd.DataFrame,
     transform_doc: dict,
     champion: Any | None,
+    dequantize_seed: int | None = None,
 ) -> ModelInputs:
-    """Tonight's features, in the champion's feature space when there is one."""
+    """Tonight's features, in the champion's feature space when there is one; with
+    ``dequantize_seed``, the sweep fits them dequantised (seeded by customer id and feature)."""
     feats, idc = schema.feature_names, schema.id_column
     if champion is None:
         transform = FeatureTransform.from_dict(transform_doc)
@@ -84,7 +97,11 @@ def model_inputs(
     flags = imputed[[imputed_flag(f) for f in feats]].to_numpy(dtype=bool)
     if not np.array_equal(flags, np.isnan(X)) or not features[idc].equals(imputed[idc]):
         raise InputMismatch("imputed_customers does not match customer_features: re-run upstream")
-    return ModelInputs(X, transform, note)
+    if dequantize_seed is None:
+        return ModelInputs(X, X, transform, note)
+    lattices = fit_lattices(snapshot, schema)
+    X_fit = dequantised_features(snapshot, schema, transform, lattices, dequantize_seed)
+    return ModelInputs(X, X_fit, transform, note, lattices)
 
 
 @dataclass(frozen=True)
@@ -173,7 +190,7 @@ def selection_frame(table: list[dict], chosen: tuple[int, str]) -> pd.DataFrame:
             df[col] = None
         df[col] = df[col].astype(object).where(df[col].notna(), None)
     df["smallest_class"] = pd.to_numeric(df.get("smallest_class"), errors="coerce").astype("Int64")
-    for col in ("eligible", "warm_start"):
+    for col in ("eligible", "warm_start", "continued"):
         df[col] = df[col].fillna(False).astype(bool) if col in df.columns else col == "eligible"
     return df
 
@@ -282,6 +299,8 @@ def parent_summary(
             f"transform/{name}": how
             for name, how in zip(transform.features, transform.describe(), strict=True)
         },
+        "dequantize": inputs.lattices is not None,
+        **{f"dequantize/{name}": how for name, how in inputs.describe_lattices().items()},
     }
     metrics = {
         "chosen_n_components": outcome.chosen[0],
@@ -335,6 +354,9 @@ def bundle_info(
         "champion_model_version": None if champion is None else champion.model_version,
         "warm_start": warm_started,
         "best_init": outcome.chosen_init,
+        "dequantized": None
+        if inputs.lattices is None
+        else {name: lattice.to_dict() for name, lattice in inputs.lattices.items()},
         "new_segment_ids": assignment.new_ids,
         "retired_segment_ids": assignment.retired_ids,
     }
@@ -347,16 +369,17 @@ def _em_core_version() -> str:
 
 
 def merged_assignment(
-    model: Any, X: np.ndarray, snapshot: pd.DataFrame, champion: Any | None,
+    model: Any, inputs: ModelInputs, snapshot: pd.DataFrame, champion: Any | None,
     schema: CustomerSchema, run_date: str,
 ) -> tuple[Any, Any, pd.DataFrame]:  # fmt: skip
-    """Merge tonight's components into segments (DEMP, :mod:`em_core.merging`) and give them
-    stable ids against the champion's segments; also the merge path as a table."""
+    """Merge tonight's components into segments (DEMP, :mod:`em_core.merging`, on the posteriors
+    of the data the mixture was fitted to) and give them stable ids against the champion's
+    segments from the posteriors of the recorded values; also the merge path as a table."""
     from em_core.merging import merge_components
     from em_pipeline.lib.stable_ids import assign_merged_segment_ids
 
-    resp = model.predict_proba(X)
-    merged = merge_components(resp)
+    merged = merge_components(model.predict_proba(inputs.X_fit))
+    resp = model.predict_proba(inputs.X)
     champion_posteriors = None if champion is None else champion.bundle.probabilities(snapshot)
     assignment = assign_merged_segment_ids(
         model, merged.component_segment, merged.posteriors(resp),

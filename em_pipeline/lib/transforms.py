@@ -1,8 +1,9 @@
 """The documented feature transform: a per-feature transform g, then standardise.
 
 ``z = (g(x) - center) / scale`` with ``g`` one of em_core's :mod:`~em_core.power` transforms per
-feature: the identity, ``log1p``, or a Box-Cox / Yeo-Johnson power transform whose λ is fitted by
-maximum likelihood on the observed values (``"auto"``: Box-Cox when every value is positive);
+feature: the identity, ``log1p``, ``log`` (with an offset for zeros), or a Box-Cox / Yeo-Johnson
+power transform whose λ is fitted by maximum likelihood on the observed values (``"auto"``:
+Box-Cox when every value is positive);
 ``center`` and ``scale`` are the mean and standard deviation of the *observed* values of ``g(x)``.
 NaN stays NaN. The fitted transform (methods, λ, centre, scale) is stored with the model, so
 profiles and scores are reported in original units.
@@ -23,7 +24,7 @@ from em_pipeline.lib.schema import CustomerSchema
 class FeatureTransform:
     features: tuple[str, ...]
     methods: tuple[str, ...]  # per feature: "none", "log1p", "boxcox" or "yeojohnson"
-    lambdas: tuple[float | None, ...]  # λ of the power transforms, None for the fixed ones
+    lambdas: tuple[float | None, ...]  # λ of the power transforms, c of log, None for the others
     center: tuple[float, ...]
     scale: tuple[float, ...]
 
@@ -76,9 +77,9 @@ class FeatureTransform:
         return out
 
     def describe(self) -> list[str]:
-        """One phrase per feature, e.g. "boxcox(λ=0.12)"."""
+        """One phrase per feature, e.g. "boxcox(λ=0.12)" or "log(x+0.021)"."""
         return [
-            m if lam is None else f"{m}(λ={lam:.4g})"
+            m if lam is None else f"log(x+{lam:.4g})" if m == "log" else f"{m}(λ={lam:.4g})"
             for m, lam in zip(self.methods, self.lambdas, strict=True)
         ]
 

@@ -29,9 +29,12 @@ from em_pipeline.lib.schema import CustomerSchema
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
 #: Robust z beyond which a value is quarantined as out of range (see _flag_robust_outliers): far
-#: outside anything a real customer base shows (a uniform feature reaches z ≈ 2.4, real order
-#: data 4-7).
+#: outside anything a real customer base shows on the raw scale (a uniform feature reaches
+#: z ≈ 2.4, a recency in days about 5) ...
 DEFAULT_OUTLIER_Z = 50.0
+#: ... and on a log scale, where z counts orders of magnitude against the drop's spread: simulated
+#: order data reaches 4-7 there (a whale spending 60× the median about 5), a 10⁹-day recency 14.
+DEFAULT_OUTLIER_Z_LOG = 10.0
 MIN_ROWS_FOR_OUTLIERS = 100
 REASON_CODES = (
     "missing_id",
@@ -223,6 +226,7 @@ def validate_drop(
     unknown_columns: UnknownColumnsPolicy = "quarantine",
     duplicates: DuplicatePolicy = "quarantine_all",
     outlier_robust_z: float = DEFAULT_OUTLIER_Z,
+    outlier_robust_z_log: float = DEFAULT_OUTLIER_Z_LOG,
 ) -> IngestResult:
     """Type and check the rows of a drop; split them into a snapshot and a quarantine table."""
     if not frames:
@@ -296,7 +300,7 @@ def validate_drop(
         raise DropError(f"the customer drop ({len(frames)} file(s)) holds no data row")
 
     if outlier_robust_z > 0:
-        _flag_robust_outliers(rows, schema, outlier_robust_z)
+        _flag_robust_outliers(rows, schema, outlier_robust_z, outlier_robust_z_log)
     ids = rows[schema.id_column]
     has_id = ids.notna()
     if duplicates == "quarantine_all":
@@ -338,12 +342,15 @@ def validate_drop(
     )
 
 
-def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: float) -> None:
-    """Quarantine values more than ``z_max`` robust standard deviations from the drop's median on
-    the scale the model sees (sign(x)·log1p|x| for transformed features, else the value):
-    z = |g(x) − median g| / s with s = (q₀.₉₉ − q₀.₀₁) / (2 · 2.326), the spread of the central
-    98 % (σ for a Gaussian). Unlike the MAD it does not collapse on tied counts (visits per month
-    of 1 or 2). One such value would dominate a feature's standard deviation. Needs
+def _flag_robust_outliers(
+    rows: pd.DataFrame, schema: CustomerSchema, z_max: float, z_max_log: float
+) -> None:
+    """Quarantine values more than ``z_max_log`` (a feature the model sees on a log scale) or
+    ``z_max`` (on the raw scale) robust standard deviations from the drop's median on that scale
+    (sign(x)·log1p|x| for transformed features, else the value): z = |g(x) − median g| / s with
+    s = (q₀.₉₉ − q₀.₀₁) / (2 · 2.326), the spread of the central 98 % (σ for a Gaussian). Unlike
+    the MAD it does not collapse on tied counts (visits per month of 1 or 2). One such value
+    would dominate a feature's standard deviation, or a segment's profile. Needs
     ``MIN_ROWS_FOR_OUTLIERS`` values of the feature, and s > 0."""
     for f in schema.features:
         values = rows[f.name].to_numpy(dtype=float)
@@ -359,10 +366,11 @@ def _flag_robust_outliers(rows: pd.DataFrame, schema: CustomerSchema, z_max: flo
         if not scale > 0:
             continue
         z = np.abs(g - center) / scale
-        for i in np.flatnonzero(finite & (z > z_max)):
+        limit = z_max_log if log else z_max
+        for i in np.flatnonzero(finite & (z > limit)):
             rows["_reasons"].iat[i].append(
                 f"out_of_range:{f.name}={rows[f'_raw_{f.name}'].iat[i]} ({z[i]:.0f} robust SDs "
-                f"from the drop's median on the {'log1p' if log else 'raw'} scale > {z_max:g})"
+                f"from the drop's median on the {'log1p' if log else 'raw'} scale > {limit:g})"
             )
 
 
@@ -383,6 +391,7 @@ def ingest_folder(
     encoding: str = "auto",
     undecodable_files: Literal["skip", "fail"] = "skip",
     outlier_robust_z: float = DEFAULT_OUTLIER_Z,
+    outlier_robust_z_log: float = DEFAULT_OUTLIER_Z_LOG,
 ) -> IngestResult:
     """Read every CSV/Parquet file of ``folder`` and validate its rows (:func:`validate_drop`);
     the entries that are not read are listed in ``skipped_files`` with why. ``encoding`` is
@@ -418,6 +427,7 @@ def ingest_folder(
         unknown_columns=unknown_columns,
         duplicates=duplicates,
         outlier_robust_z=outlier_robust_z,
+        outlier_robust_z_log=outlier_robust_z_log,
     )
     result.skipped_files = skipped
     result.skipped_rows = skipped_rows

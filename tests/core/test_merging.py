@@ -6,6 +6,7 @@ import pytest
 
 from em_core import GaussianMixture, adjusted_rand_index, select_model
 from em_core.merging import (
+    DEMP_CUTOFF,
     MergeStep,
     _demp_level,
     demp,
@@ -110,6 +111,29 @@ def test_demp_stops_after_the_largest_drop_among_the_merges_the_cutoff_allows(va
     k = len(values) + 1
     assert _demp_level(_path(values), k, 0.025, "gap") == gap
     assert _demp_level(_path(values), k, 0.025, "cutoff") == cutoff
+
+
+@pytest.mark.parametrize(
+    ("values", "segments"),
+    [
+        # merge paths measured by bench/segments.py (four true segments each): merges inside a
+        # segment had DEMP ≥ 0.06, merges of two true segments ≤ 0.04
+        ([0.19, 0.178, 0.096, 0.06, 0.03, 0.022, 0.02], 4),  # orders, 2,000, seed 1
+        ([0.221, 0.219, 0.244, 0.064, 0.037, 0.034, 0.018], 4),  # orders, 20,000, seed 0
+        ([0.301, 0.088, 0.082, 0.026, 0.021, 0.014], 4),  # orders, 2,000, seed 4
+        ([0.486, 0.43, 0.34, 0.353, 0.04, 0.015, 0.012], 4),  # lognormal, 20,000
+        ([0.0406, 0.0159, 0.006], 4),  # lognormal, 2,000: the components are the segments
+    ],
+)
+def test_the_default_stop_keeps_groups_that_exchange_under_five_percent(values, segments):
+    k = len(values) + 1
+    assert _demp_level(_path(values), k, DEMP_CUTOFF, "cutoff") == segments
+
+
+def test_the_gap_stop_ends_at_the_cutoff_when_every_merge_is_allowed():
+    # a 0 after the last merge would make "one segment" win by an infinite drop
+    values = [0.29, 0.198, 0.164, 0.08, 0.031, 0.029, 0.027]
+    assert _demp_level(_path(values), 8, 0.025, "gap") == 4
 
 
 def test_elbow_of_a_two_piece_line():

@@ -32,7 +32,7 @@ def test_yeo_johnson_recovers_a_known_lambda_and_agrees_with_scipy(lam):
     assert fitted == pytest.approx(stats.yeojohnson_normmax(x), abs=1e-5)
 
 
-@pytest.mark.parametrize("method", ["boxcox", "yeojohnson", "log1p", "none"])
+@pytest.mark.parametrize("method", ["boxcox", "yeojohnson", "log", "log1p", "none"])
 def test_inverse_undoes_the_transform_and_nan_stays_nan(method):
     rng = np.random.default_rng(2)
     x = np.exp(rng.normal(1.0, 1.0, 500))
@@ -43,6 +43,21 @@ def test_inverse_undoes_the_transform_and_nan_stays_nan(method):
     y = forward(x, method, lam)
     assert np.array_equal(np.isnan(y), np.isnan(x))
     np.testing.assert_allclose(inverse(y, method, lam), x, rtol=1e-10, atol=1e-10)
+
+
+def test_log_is_the_log_of_a_rate_whatever_its_unit_and_finite_at_zero():
+    rates = np.array([0.04, 0.4, 4.0, np.nan])
+    c = fit_lambda(rates, "log")
+    assert c == 0.02
+    per_day = forward(rates / 30.0, "log", fit_lambda(rates / 30.0, "log"))
+    # a change of unit is a shift: the standardised feature is the same
+    np.testing.assert_allclose(np.diff(forward(rates, "log", c))[:2], np.diff(per_day)[:2])
+    with_zero = np.array([0.0, 0.04, 0.4])
+    c0 = fit_lambda(with_zero, "log")
+    assert np.isfinite(forward(with_zero, "log", c0)).all()
+    np.testing.assert_allclose(inverse(forward(with_zero, "log", c0), "log", c0), with_zero)
+    with pytest.raises(ValueError, match="non-negative"):
+        fit_lambda([-1.0, 2.0], "log")
 
 
 def test_log1p_is_odd_so_a_negative_net_amount_mirrors_a_positive_one():

@@ -17,7 +17,10 @@ FEATURES = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last
 @pytest.fixture(scope="module")
 def truth(tmp_path_factory):
     source = SampleCustomerSource(
-        root=str(tmp_path_factory.mktemp("truth")), n_customers=N_CUSTOMERS, seed=7
+        root=str(tmp_path_factory.mktemp("truth")),
+        n_customers=N_CUSTOMERS,
+        seed=7,
+        generator="lognormal",
     )
     return source.write(RUN_DATE)
 

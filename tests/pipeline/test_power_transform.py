@@ -17,11 +17,15 @@ from em_pipeline.lib.transforms import FeatureTransform
 PINNED = {"days_since_last_order": "none"}
 
 
-def test_schema_resource_resolves_pinned_then_power_then_log1p():
+def test_schema_resource_resolves_pinned_then_power_then_log_then_log1p():
     schema = CustomerSchemaResource(power_transform=True, pinned_transforms=PINNED).get()
     assert [f.transform for f in schema.features] == ["auto", "auto", "auto", "none"]
     legacy = CustomerSchemaResource().get()
-    assert [f.transform for f in legacy.features] == ["log1p", "log1p", "log1p", "none"]
+    assert [f.transform for f in legacy.features] == ["log1p", "log", "log1p", "log1p"]
+    plain = CustomerSchemaResource(log_features=[], log1p_features=["total_spend"]).get()
+    assert [f.transform for f in plain.features] == ["log1p", "none", "none", "none"]
+    with pytest.raises(ValueError, match="unknown features"):
+        CustomerSchemaResource(log_features=["shoe_size"]).get()
     with pytest.raises(ValueError, match="pinned_transforms"):
         CustomerSchemaResource(pinned_transforms={"total_spend": "cube"}).get()
     with pytest.raises(ValueError, match="unknown features"):

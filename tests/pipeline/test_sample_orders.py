@@ -74,3 +74,26 @@ def test_ingest_keeps_every_good_order_customer_and_quarantines_only_bad_rows(tm
     assert sorted(res.snapshot["customer_id"]) == sorted(drop.good_ids)
     assert set(res.quarantine["customer_id"].fillna("")) == set(drop.bad_ids)
     assert (res.snapshot["total_spend"] < 0).any() and (res.snapshot["total_spend"] == 0).any()
+
+
+def _sweep_failures(X, prior):
+    from em_core import select_model
+
+    res = select_model(X, range(1, 9), ["full", "diag"], n_init=1, random_state=0, prior=prior)
+    return [(r["n_components"], r["covariance_type"]) for r in res.table if r["degenerate"]]
+
+
+def test_no_candidate_collapses_on_the_integer_features_once_dequantised():
+    from em_pipeline.lib.dequantised import dequantised_features, fit_lattices
+    from em_pipeline.lib.transforms import FeatureTransform
+
+    df, _ = generate_customers(3000, seed=1, generator="orders")
+    schema = CustomerSchema()
+    transform = FeatureTransform.fit(df, schema)
+    recorded = transform.transform(df)
+    dequantised = dequantised_features(df, schema, transform, fit_lattices(df, schema), seed=0)
+    # maximum likelihood on the recorded ties: large candidates collapse onto them
+    assert len(_sweep_failures(recorded, None)) >= 2
+    # dequantised, no candidate collapses, with or without the prior (the pipeline uses both)
+    assert _sweep_failures(dequantised, None) == []
+    assert _sweep_failures(dequantised, "default") == []

@@ -1,6 +1,7 @@
-"""The nightly job's segments against the sample generator's truth at two sizes of the customer
+"""The nightly job's segments against the sample generators' truth at two sizes of the customer
 base: the true number of segments, and an ARI close to what a supervised classifier reaches on
-the same columns (scikit-learn, test-only)."""
+the same columns (scikit-learn, test-only). The order generator's segments are not Gaussian in
+any feature space (one-time buyers lie on a curve, carts and days are whole numbers)."""
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,12 @@ def supervised_ari(X: np.ndarray, truth: np.ndarray) -> float:
     return adjusted_rand_index(truth, cross_val_predict(model, X, truth, cv=5))
 
 
+@pytest.mark.parametrize("generator", ["orders", "lognormal"])
 @pytest.mark.parametrize("n", [2_000, 20_000])
-def test_the_true_segments_are_published_at_every_size(tmp_path, n):
-    source = SampleCustomerSource(root=str(tmp_path / "drops"), n_customers=n, seed=0)
+def test_the_true_segments_are_published_at_every_size(tmp_path, n, generator):
+    source = SampleCustomerSource(
+        root=str(tmp_path / "drops"), n_customers=n, seed=0, generator=generator
+    )
     result = run_pipeline(tmp_path, RUN_DATE, run_config=MERGED, resources={"source": source})
     assert result.success, failure_messages(result)
     part = tmp_path / "runs" / RUN_DATE
@@ -39,4 +43,6 @@ def test_the_true_segments_are_published_at_every_size(tmp_path, n):
     snapshot = pd.read_parquet(part / "raw_customers.parquet").set_index("customer_id")
     X = snapshot.loc[scored["customer_id"], bundle.schema.feature_names].to_numpy(dtype=float)
     ari = adjusted_rand_index(true, scored["segment"].to_numpy())
-    assert ari >= 0.85 * supervised_ari(X, true)
+    supervised = supervised_ari(X, true)
+    print(f"{generator} n={n}: ARI {ari:.3f}, supervised {supervised:.3f}")
+    assert ari >= 0.85 * supervised

@@ -49,6 +49,7 @@ def raw_customers(
             encoding=config.encoding,
             undecodable_files=config.undecodable_files,
             outlier_robust_z=config.outlier_robust_z,
+            outlier_robust_z_log=config.outlier_robust_z_log,
         )
     except DropError as e:
         raise dg.Failure(

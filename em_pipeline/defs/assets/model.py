@@ -91,6 +91,7 @@ def segment_model(
             schema, storage.read_parquet(run_date, a.FEATURES),
             storage.read_parquet(run_date, a.IMPUTED), snapshot,
             storage.read_json(run_date, a.TRANSFORM), champion,
+            dequantize_seed=config.seed if config.dequantize else None,
         )  # fmt: skip
     except ValueError as e:
         raise dg.Failure(str(e)) from e
@@ -105,7 +106,7 @@ def segment_model(
     with tracker.failing_with(parent):
         context.log.info(settings.describe(inputs.X, compute.name, parent))
         try:
-            with compute.data(inputs.X) as data:
+            with compute.data(inputs.X_fit) as data:
                 outcome = settings.run(
                     data, warm, compute.selection_n_jobs,
                     lambda row: context.log.info(candidate_line(row, settings.criterion)),
@@ -120,7 +121,7 @@ def segment_model(
         merge_table = None
         if config.segments == "merged":
             assignment, merged, merge_table = merged_assignment(
-                outcome.result.best, inputs.X, snapshot, champion, schema, run_date
+                outcome.result.best, inputs, snapshot, champion, schema, run_date
             )
             context.log.info(f"{k} components merged into {merged.n_segments} segments (DEMP)")
         else:
