@@ -11,9 +11,10 @@ the Jacobian term (scipy's ``boxcox_llf`` / ``yeojohnson_llf``), searched on ``L
 (a missing cell) stays NaN and takes no part in the fit. ``"log1p"`` and ``"none"`` are the fixed
 transforms a schema may pin; ``"log1p"`` is sign(x)·log(1 + |x|), log1p extended oddly to the
 negative values a net amount (spend minus refunds) can take. ``"log"`` is log(x + c) for
-non-negative x, c = ½ · the smallest positive observed value (the fitted parameter, in the place
-of λ): the log of a rate or duration whatever its unit (log1p's "+1" is in the feature's unit and
-flattens rates below 1), finite at zero; values below −c/2 (a dequantised zero) are floored there.
+non-negative x, c = ½ · the smallest positive observed value (1 if none is positive; the fitted
+parameter, in the place of λ): the log of a rate or duration whatever its unit (log1p's "+1" is
+in the feature's unit and flattens rates below 1), finite at zero; values below −c/2 (a
+dequantised zero) are floored there.
 """
 
 from typing import Literal
@@ -48,9 +49,8 @@ def fit_lambda(x: ArrayLike, method: str) -> float | None:
     if method == "log":
         if np.any(observed < 0):
             raise ValueError("log needs non-negative values; use 'log1p' or 'yeojohnson'")
-        if not np.any(observed > 0):
-            raise ValueError("log needs at least one positive observed value")
-        return float(0.5 * observed[observed > 0].min())
+        positive = observed[observed > 0]
+        return float(0.5 * positive.min()) if positive.size else 1.0
     if observed.size < 3 or np.ptp(observed) == 0:
         raise ValueError("a power transform needs at least 3 distinct observed values")
     if method == "boxcox":

@@ -58,6 +58,8 @@ def test_log_is_the_log_of_a_rate_whatever_its_unit_and_finite_at_zero():
     np.testing.assert_allclose(inverse(forward(with_zero, "log", c0), "log", c0), with_zero)
     with pytest.raises(ValueError, match="non-negative"):
         fit_lambda([-1.0, 2.0], "log")
+    # a feature that is zero for every customer stays finite (log1p then)
+    assert fit_lambda([0.0, 0.0, np.nan], "log") == 1.0
 
 
 def test_log1p_is_odd_so_a_negative_net_amount_mirrors_a_positive_one():
