@@ -136,6 +136,7 @@ def resolve_prior(
         default_scale = np.asarray(fac * variances.sum() / d)
     else:
         default_scale = fac * (covariance if covariance is not None else np.diag(variances))
+    default_scale = _definite(default_scale, fac * max(1e-6 * float(np.mean(variances)), 1e-12))
     shrinkage = float(given.get("shrinkage", 0.01))
     prior_mean = np.asarray(given.get("mean", mean), dtype=np.float64)
     dof = float(given.get("dof", d + 2.0))
@@ -145,6 +146,18 @@ def resolve_prior(
     if not dof > d - 1:
         raise ValueError(f"prior field 'dof' must be > d - 1 = {d - 1}, got {dof:g}")
     return Prior(shrinkage, prior_mean, dof, scale)
+
+
+def _definite(scale: FloatArray, ridge: float) -> FloatArray:
+    """mclust's default scale, plus ``ridge`` on the diagonal only where it is singular: a
+    constant (or duplicated) column, which would otherwise stop the fit."""
+    if scale.ndim == 0:
+        return scale if scale > 0 else np.asarray(ridge)
+    try:
+        np.linalg.cholesky(scale)
+        return scale
+    except np.linalg.LinAlgError:
+        return scale + ridge * np.eye(scale.shape[0])
 
 
 def _check_scale(value: Any, model: str, d: int) -> FloatArray:

@@ -26,6 +26,18 @@ def test_regularisation_is_the_documented_escape_hatch():
     assert np.isfinite(gm.log_likelihood_)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied", "EVE"])
+def test_a_constant_column_fits_with_the_default_prior(covariance_type):
+    # mclust's default prior scale is the data's covariance: singular with a constant column
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.normal(size=300), np.zeros(300), rng.normal(size=300)])
+    X[:150, 0] += 4.0
+    gm = GaussianMixture(2, covariance_type=covariance_type, prior="default", random_state=0)
+    gm.fit(X)
+    assert np.isfinite(gm.log_likelihood_)
+    assert sorted(np.round(gm.means_[:, 0])) == [0.0, 4.0]
+
+
 def _with_duplicated_points(seed=0):
     rng = np.random.default_rng(seed)
     blob = rng.normal(size=(400, 2))

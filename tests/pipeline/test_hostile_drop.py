@@ -131,3 +131,16 @@ def test_the_closing_block_names_every_cause(hostile, tmp_path, monkeypatch, cap
     assert "do-not-read" not in out
     published = pd.read_parquet(home / "published" / "customer_segments.parquet")
     assert list(GOOD)[-1] in set(published["customer_id"])  # a formula-like id is just an id
+
+
+def test_a_feature_that_is_zero_for_every_customer_does_not_stop_the_night(tmp_path):
+    from pipeline_helpers import failure_messages, run_pipeline
+
+    from em_pipeline.lib.sample_data import generate_customers
+
+    df, _ = generate_customers(400, seed=2, generator="orders")
+    df["visits_per_month"] = 0.0
+    (tmp_path / "drop").mkdir()
+    df.to_csv(tmp_path / "drop" / "customers.csv", index=False)
+    result = run_pipeline(tmp_path / "home", drop_dir=str(tmp_path / "drop"))
+    assert result.success, failure_messages(result)
