@@ -34,7 +34,7 @@ from .linalg import precision_cholesky, precision_cholesky_from_precisions
 from .models import canonical_model, kernel_type, n_model_parameters
 from .params import GMMParams
 from .prior import PairwiseMoments, Prior, resolve_prior
-from .sources import ArraySource, ChunkSource, ColumnMoments
+from .sources import ArraySource, ChunkSource, ColumnMoments, is_chunk_source
 
 
 class GaussianMixture:
@@ -177,10 +177,13 @@ class GaussianMixture:
         check_params(self)
         X = check_data(X)
         check_n_samples(X.shape[0], self.n_components)
-        source = ArraySource(
-            X, self.chunk_size, group_patterns=kernel_type(self.covariance_type) in ("full", "tied")
-        )
-        return self.fit_source(source)
+        return self.fit_source(self._array_source(X))
+
+    def _array_source(self, X: FloatArray) -> ArraySource:
+        """Checked rows as the source the kernels read (missing-data patterns grouped where the
+        full and tied kernels use them)."""
+        grouped = kernel_type(self.covariance_type) in ("full", "tied")
+        return ArraySource(X, self.chunk_size, group_patterns=grouped)
 
     def fit_source(self, source: ChunkSource) -> "GaussianMixture":
         """Fit from any :class:`~em_core.sources.ChunkSource` (in memory, streamed, distributed)."""
@@ -265,21 +268,27 @@ class GaussianMixture:
             )
         return self
 
-    def continue_fit(self, source: ChunkSource, max_iter: int | None = None) -> "GaussianMixture":
+    def continue_fit(
+        self, X: ArrayLike | ChunkSource, max_iter: int | None = None
+    ) -> "GaussianMixture":
         """Run the kept restart's EM on from where it stopped, for up to ``max_iter`` more M-steps
         (default: the model's ``max_iter``), with the same tolerance, model and prior: for a fit
         that hit ``max_iter`` unconverged. EM is monotone, so the log-likelihood only rises. The
         kept restart's ``history_`` and ``restarts_`` entry, ``n_iter_``, ``converged_``,
         ``log_likelihood_`` and ``entropy_`` are extended in place; a continuation that
-        degenerates (possible only without a prior) leaves the fit as it was."""
+        degenerates (possible only without a prior) leaves the fit as it was. ``X``: the
+        training data, as an array or a :class:`~em_core.sources.ChunkSource`."""
         params = self._check_fitted()
+        source = X if is_chunk_source(X) else self._array_source(check_data(X))
         check_n_samples(source.n_samples, self.n_components)
         moments: ColumnMoments = source.map_reduce(ColumnMoments.of)
-        run = run_em(
-            source, params, tol=self.tol, max_iter=self.max_iter if max_iter is None else max_iter,
-            reg_covar=self.reg_covar, eigen_floor=self.eigen_floor, column_var=moments.var,
-            model=self.model_, prior=self.prior_,
-        )  # fmt: skip
+        with single_threaded_blas():
+            run = run_em(
+                source, params, tol=self.tol,
+                max_iter=self.max_iter if max_iter is None else max_iter,
+                reg_covar=self.reg_covar, eigen_floor=self.eigen_floor, column_var=moments.var,
+                model=self.model_, prior=self.prior_,
+            )  # fmt: skip
         if run.degenerate is not None or not run.history:
             return self
         kept = self.best_restart_

@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 
 from ._parallel import map_in_processes, pickled_or_none
-from ._threads import single_threaded_blas
 from ._typing import COVARIANCE_TYPES, ArrayLike, Criterion
 from ._validation import check_criterion, check_data, check_params, check_random_state
 from .exceptions import DegenerateFitError, EmptyComponentError
 from .mixture import GaussianMixture
 from .models import ALIASES, MODEL_NAMES, canonical_model, kernel_type
-from .sources import ArraySource
+from .sources import is_chunk_source
 
 #: Seed codes: the four aliases keep their historical codes, the other models follow.
 _COV_CODE = {ALIASES[name]: i for i, name in enumerate(COVARIANCE_TYPES)}
@@ -60,10 +59,6 @@ def candidate_seed(random_state: int | None, n_components: int, covariance_type:
     return int(seq.generate_state(1, dtype=np.uint32)[0])
 
 
-def _is_source(X: Any) -> bool:
-    return hasattr(X, "map_reduce") and hasattr(X, "sample")
-
-
 def _check_n_jobs(n_jobs: int) -> int:
     """The number of worker processes n_jobs asks for (-1 = every core)."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer):
@@ -87,7 +82,7 @@ def _fit_candidate(
     try:
         if k > n:
             raise _TooFewRows(f"X has {n} rows, fewer than n_components={k}")
-        if _is_source(X):
+        if is_chunk_source(X):
             gm.fit_source(X)
         else:
             gm.fit(X)
@@ -101,11 +96,8 @@ def _fit_candidate(
         )  # fmt: skip
     else:
         fitted = gm
-        ll, p = gm.log_likelihood_, gm.n_parameters
-        bic = -2.0 * ll + p * np.log(n)
         row.update(
-            log_likelihood=ll, n_parameters=p, bic=bic, aic=-2.0 * ll + 2.0 * p,
-            icl=bic + 2.0 * gm.entropy_, converged=bool(gm.converged_), n_iter=gm.n_iter_,
+            **_fit_summary(gm, n), n_parameters=gm.n_parameters,
             degenerate=False, failure=None, error=None,
             best_init=gm.restarts_[gm.best_restart_]["init"],
             smallest_class=int(class_sizes(gm, X).min()),
@@ -127,7 +119,7 @@ def _failure_kind(exc: Exception) -> str:
 def class_sizes(model: GaussianMixture, X: Any) -> np.ndarray:
     """Rows of X (an array or a ChunkSource) whose most probable component is k, shape (K,)."""
     k = model.n_components
-    if _is_source(X):
+    if is_chunk_source(X):
         return X.map_reduce(lambda chunk: np.bincount(model.predict(chunk), minlength=k))
     return np.bincount(model.predict(X), minlength=k)
 
@@ -200,7 +192,7 @@ def select_model(
     if random_state is not None and not isinstance(random_state, int):
         raise ValueError("select_model needs an int (or None) random_state")
     check_random_state(random_state)
-    is_source = _is_source(X)
+    is_source = is_chunk_source(X)
     if not is_source:
         X = check_data(X)
     n = X.n_samples if is_source else X.shape[0]
@@ -285,16 +277,17 @@ FINISH_FACTOR = 4
 
 def _finish(model: GaussianMixture, X: Any, n: int, row: dict[str, Any]) -> None:
     """Continue the chosen candidate's EM until it converges (``FINISH_FACTOR · max_iter`` more
-    M-steps at most) and
-    update its row: the chosen model is published, so it should be a converged one. Its
-    criteria only fall (EM is monotone), so it stays the best."""
-    grouped = kernel_type(model.covariance_type) in ("full", "tied")
-    with single_threaded_blas():
-        source = X if _is_source(X) else ArraySource(X, model.chunk_size, group_patterns=grouped)
-        model.continue_fit(source, FINISH_FACTOR * model.max_iter)
-    ll, p = model.log_likelihood_, model.n_parameters
+    M-steps at most) and update its row: the chosen model is published, so it should be a
+    converged one. Its criteria only fall (EM is monotone), so it stays the best."""
+    model.continue_fit(X, FINISH_FACTOR * model.max_iter)
+    row.update(**_fit_summary(model, n), continued=True)
+
+
+def _fit_summary(gm: GaussianMixture, n: int) -> dict[str, Any]:
+    """A fitted candidate's log-likelihood, criteria and convergence, as its row records them."""
+    ll, p = gm.log_likelihood_, gm.n_parameters
     bic = -2.0 * ll + p * np.log(n)
-    row.update(
-        log_likelihood=ll, bic=bic, aic=-2.0 * ll + 2.0 * p, icl=bic + 2.0 * model.entropy_,
-        converged=bool(model.converged_), n_iter=model.n_iter_, continued=True,
+    return dict(
+        log_likelihood=ll, bic=bic, aic=-2.0 * ll + 2.0 * p, icl=bic + 2.0 * gm.entropy_,
+        converged=bool(gm.converged_), n_iter=gm.n_iter_,
     )  # fmt: skip

@@ -56,6 +56,11 @@ class ChunkSource(Protocol):
         ...
 
 
+def is_chunk_source(X: object) -> bool:
+    """Whether X is a :class:`ChunkSource` rather than an array (duck-typed: the protocol)."""
+    return hasattr(X, "map_reduce") and hasattr(X, "sample")
+
+
 class ArraySource:
     """An in-memory (n, d) array walked in chunks of ``chunk_size`` rows.
 

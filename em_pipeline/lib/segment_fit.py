@@ -378,8 +378,9 @@ def merged_assignment(
     from em_core.merging import merge_components
     from em_pipeline.lib.stable_ids import assign_merged_segment_ids
 
-    merged = merge_components(model.predict_proba(inputs.X_fit))
     resp = model.predict_proba(inputs.X)
+    fitted = resp if inputs.X_fit is inputs.X else model.predict_proba(inputs.X_fit)
+    merged = merge_components(fitted)
     champion_posteriors = None if champion is None else champion.bundle.probabilities(snapshot)
     assignment = assign_merged_segment_ids(
         model, merged.component_segment, merged.posteriors(resp),

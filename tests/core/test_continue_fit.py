@@ -4,7 +4,6 @@ converged one, its likelihood only rose, and its row and history say so."""
 import numpy as np
 
 from em_core import GaussianMixture, select_model
-from em_core.sources import ArraySource
 
 
 def _data(seed=0):
@@ -20,7 +19,7 @@ def test_continue_fit_extends_the_kept_restart_monotonically():
     assert not gm.converged_
     before = gm.log_likelihood_
     kept = gm.best_restart_
-    gm.continue_fit(ArraySource(X, gm.chunk_size), max_iter=1000)
+    gm.continue_fit(X, max_iter=1000)
     assert gm.converged_ and gm.n_iter_ > 3
     assert gm.log_likelihood_ >= before
     history = np.asarray(gm.history_[kept])

@@ -59,7 +59,7 @@ def test_new_segment_customers_are_resellers_with_huge_carts():
     assert (truth == 4).all() and df["avg_cart_size"].median() > 15
 
 
-def test_the_lognormal_generator_is_unchanged_by_default():
+def test_generate_customers_defaults_to_lognormal_and_names_an_unknown_generator():
     a, za = generate_customers(300, seed=4)
     b, zb = generate_customers(300, seed=4, generator="lognormal")
     pd.testing.assert_frame_equal(a, b)
