@@ -5,6 +5,7 @@ numpy and scipy only; knows nothing of Dagster, MLflow or pandas.
 
 __version__ = "0.1.0"
 
+from ._threads import configure_threads
 from .alignment import align_labels, bhattacharyya, component_distances, match_segments
 from .backends import DaskSource, ParquetSource, fit_parquet, open_source
 from .drift import (
@@ -32,6 +33,7 @@ __all__ = [
     "align_labels",
     "bhattacharyya",
     "component_distances",
+    "configure_threads",
     "expected_transitions",
     "fit_parquet",
     "match_segments",

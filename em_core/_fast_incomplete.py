@@ -77,8 +77,7 @@ _MIN_BLOCKS_PER_CHUNK = 4
 #: Runs of at most this many rows sharing a pattern are filled row by row (``_fill_rows_full``).
 _SHORT_RUN = 6
 #: tied: runs of at most this many rows take their log-density row by row (``_tied_block_maha``).
-#: K·d loop starts per run cost more than the rows up to here (n = 10⁵: −2.7 % against 6, and
-#: −1.5 % at 10⁶; every run row by row was +1.5 % at 10⁶).
+#: Up to here the K·d loop starts of the blocked form cost more than the rows themselves.
 _ROWWISE_MAHA = 64
 _MODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
 

@@ -27,7 +27,7 @@ Precision factors per covariance type: ``full`` (K, d, d) upper triangular; ``ti
 triangular; ``diag`` (K, d) = 1/σ_kj; ``spherical`` (K,) = 1/σ_k. A ``full``/``tied`` factor that is
 not upper triangular is accepted too (it is then applied as a dense matrix, at twice the cost).
 
-Technology (measured, see ``bench/README.md`` "Kernel technology"): a numba ``@njit(parallel=True)``
+Technology (chosen by measurement, ``bench/README.md``): a numba ``@njit(parallel=True)``
 kernel, ``prange`` over row chunks, no BLAS calls. Inside a block the rows are transposed to a
 (d, block) buffer so every inner loop runs over rows (independent lanes: it vectorises without
 re-association); only the pure sums of the moments are compiled with ``reassoc``
@@ -65,11 +65,6 @@ __all__ = [
     "complete_stats",
 ]
 
-# numba's OpenMP threading layer spins idle threads by default; on a shared or oversubscribed
-# machine that turned a 0.5 s E-step into up to 9.5 s (bench/README.md). Sleep instead, unless
-# the user chose otherwise. Must happen before the OpenMP runtime starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 try:  # pragma: no cover - exercised by the environment, not by a test
     if os.environ.get("EM_CORE_DISABLE_NUMBA", "") not in ("", "0"):
         raise ImportError("numba disabled by EM_CORE_DISABLE_NUMBA")
@@ -81,12 +76,11 @@ except ImportError:  # pragma: no cover
     numba = None
     HAVE_NUMBA = False
 
-#: Rows per block: the block's working set (d + 2K doubles per row) stays in L1/L2. 128 is best
-#: for full/tied (d = 16: 0.44 s at 128, 0.50 at 256, 0.60 at 512 per 10⁶ rows, one thread).
+#: Rows per block for full/tied: the block's working set (d + 2K doubles per row) stays in L1/L2;
+#: the fastest of 128, 256 and 512 rows.
 DEFAULT_BLOCK_SIZE = 128
-#: diag/spherical have no d×d work per row; longer blocks amortise the per-(block, component)
-#: loop overhead: at d = 4, 10⁶ rows, 2 threads, 9–16 % faster at 256 than at 128; 512 is no
-#: better on two threads (bench/README.md).
+#: diag/spherical have no d×d work per row, so longer blocks amortise the per-(block, component)
+#: loop overhead.
 DIAG_BLOCK_SIZE = 256
 #: Upper bound on the number of row chunks processed in parallel (one accumulator set each).
 _MAX_CHUNKS = 64
@@ -203,8 +197,8 @@ def _centre(const, means, Pd, shift, mode):
     if mode != 2:
         return _Centre(np.zeros(d), np.zeros(K, dtype=np.bool_), False, means, means)
     live = const > -np.inf
-    # a median (np.median costs 0.1 ms, 4 % of an iteration at n = 10⁵): one remote component
-    # does not drag the centre away from the others
+    # a median (by a sort: np.median's overhead shows at n = 10⁵): one remote component does
+    # not drag the centre away from the others
     m = means[live]
     g = np.sort(m, axis=0)[(m.shape[0] - 1) // 2] if m.shape[0] else np.zeros(d)
     mc = means - g
@@ -783,9 +777,8 @@ if HAVE_NUMBA:
         ll_o = np.zeros(nchunks)
         ent_o = np.zeros(nchunks)
         for c in prange(nchunks):
-            ld = block + 8  # row stride off a multiple of 4 KiB: 512-row blocks were 2× slower
-            # Only the buffers a covariance type uses are full size: filling unused ones cost
-            # ≈5 % of a diag iteration at n = 10⁵ (48 chunks).
+            ld = block + 8  # row stride off a multiple of 4 KiB: no cache-set conflicts
+            # only the buffers a covariance type uses are full size (filling unused ones shows)
             Xt = np.zeros((d, ld))  # zero: padding columns must stay finite
             d1 = d + 1 if mode != 2 else 1
             l1 = ld if mode != 2 else 1

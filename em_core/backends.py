@@ -322,16 +322,18 @@ def fit_parquet(
 # --------------------------------------------------------------------------- Dask
 #: Environment for Dask worker processes (``distributed.nanny.pre-spawn-environ``). Dask's
 #: default MALLOC_TRIM_THRESHOLD_=65536 makes glibc unmap every freed E-step temporary, so each
-#: chunk page-faults its buffers afresh; measured on 2 cores, these values made the E-step on a
-#: worker 2× faster (equal to the same kernel outside Dask). NUMBA_NUM_THREADS=1 follows Dask's
+#: chunk page-faults its buffers afresh; with these values a worker's E-step is as fast as the
+#: same kernel outside Dask. NUMBA_NUM_THREADS=1 follows Dask's
 #: own OMP/MKL/OPENBLAS_NUM_THREADS=1: parallelism comes from the worker's task slots, and a
-#: numba thread pool per worker process would oversubscribe the cores. Use as
+#: numba thread pool per worker process would oversubscribe the cores; OMP_WAIT_POLICY as
+#: :func:`em_core.configure_threads` sets it in a client process. Use as
 #: ``dask.config.set({"distributed.nanny.pre-spawn-environ": {**current, **DASK_WORKER_ENV}})``
 #: before starting workers, or export ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__...``.
 DASK_WORKER_ENV = {
     "MALLOC_TRIM_THRESHOLD_": 64 * 2**20,
     "MALLOC_MMAP_THRESHOLD_": 16 * 2**20,
     "NUMBA_NUM_THREADS": 1,
+    "OMP_WAIT_POLICY": "PASSIVE",
 }
 
 

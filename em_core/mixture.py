@@ -582,8 +582,8 @@ class GaussianMixture:
             np.asarray(data["means"], dtype=np.float64),
             np.asarray(data["precisions_cholesky"], dtype=np.float64),
             ct,
+            exact_covariances=np.asarray(data["covariances"], dtype=np.float64),
         )
-        params.__dict__["covariances"] = np.asarray(data["covariances"], dtype=np.float64)
         gm._set_params(params)
         fit = data["fit"]
         gm.converged_ = fit["converged"]
@@ -617,8 +617,8 @@ class GaussianMixture:
             np.asarray(means, dtype=np.float64),
             precision_cholesky(cov, kernel),
             kernel,
+            exact_covariances=cov,
         )
-        params.__dict__["covariances"] = cov
         gm._set_params(params)
         gm.converged_, gm.n_iter_, gm.log_likelihood_, gm.entropy_ = True, 0, None, 0.0
         gm.n_samples_fit_, gm.best_restart_, gm.history_, gm.restarts_ = 0, 0, [], []

@@ -30,14 +30,25 @@ class GMMParams:
     =========== ================ =======================
 
     Derived quantities are computed once and cached; the kernels take them from here and do no
-    argument checking of their own.
+    argument checking of their own. The arrays are read-only copies, so a cached quantity can never
+    disagree with the parameters it came from. ``exact_covariances``, when given (an M-step's or
+    a saved model's), is returned as ``covariances`` instead of the round trip through the factors.
     """
 
     weights: FloatArray
     means: FloatArray
     precisions_chol: FloatArray
     covariance_type: CovarianceType
+    exact_covariances: FloatArray | None = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "means", "precisions_chol", "exact_covariances"):
+            array = getattr(self, name)
+            if isinstance(array, np.ndarray) and array.flags.writeable:
+                frozen = array.copy()  # the caller's array stays the caller's, writeable
+                frozen.flags.writeable = False
+                object.__setattr__(self, name, frozen)
 
     @property
     def n_components(self) -> int:
@@ -54,6 +65,8 @@ class GMMParams:
 
     @cached_property
     def covariances(self) -> FloatArray:
+        if self.exact_covariances is not None:
+            return self.exact_covariances
         return covariances_from_precision_cholesky(self.precisions_chol, self.covariance_type)
 
     @cached_property

@@ -115,7 +115,7 @@ class ArraySource:
                 n_complete = 0  # no chunk boundary after them
             self.order = np.argsort(pattern_keys(missing), kind="stable")
             cap = self.MAX_COPY_BYTES if max_copy_bytes is None else max_copy_bytes
-            if X.nbytes <= cap:  # np.take: 5× faster than fancy indexing for short rows
+            if X.nbytes <= cap:  # np.take beats fancy indexing on short rows
                 self._sorted = np.take(X, self.order, axis=0)
         step = self.chunk_size
         self._bounds = [

@@ -160,6 +160,4 @@ def maximize(
     nk, means, cov = estimate_model(stats, reg_covar, model, prior, previous)
     weights = nk / nk.sum()
     prec_chol = precision_cholesky(cov, stats.covariance_type)
-    params = GMMParams(weights, means, prec_chol, stats.covariance_type)
-    params.__dict__["covariances"] = cov  # exact M-step covariances, not a round trip
-    return params
+    return GMMParams(weights, means, prec_chol, stats.covariance_type, exact_covariances=cov)

@@ -123,6 +123,7 @@ def _parse_score(argv: list[str]) -> argparse.Namespace:
 
 def score_main(argv: list[str]) -> int:
     args = _parse_score(argv)
+    configure_threads()
     # MLflow's hints about type hints of the pyfunc model are not actionable here
     warnings.simplefilter("ignore", UserWarning)
     from em_pipeline.lib.validation import DropError
@@ -178,6 +179,14 @@ def _say_if_compiling() -> None:
 
     if not kernel_cache_is_warm():
         print("  compiling em_core's kernels (first run after an install; about a minute)")
+
+
+def configure_threads() -> None:
+    """em_core's thread policy, set here (its import sets nothing); imported late so that
+    ``--help`` and argument errors do not wait for numba."""
+    from em_core import configure_threads as configure
+
+    configure()
 
 
 def _quiet_libraries() -> None:
@@ -247,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     _quiet_libraries()
+    configure_threads()
     try:
         home = _prepare_home(args)
     except OSError as e:

@@ -74,6 +74,7 @@ def score_file(
     # the installed packages, imported before the model prepends its code copy to sys.path: their
     # compiled kernels are cached, the copy's would be compiled afresh for every new model version
     import em_pipeline.lib.segments  # noqa: F401
+    from em_pipeline.lib.mlflow_logging import mlflow_uris
     from em_pipeline.lib.validation import read_drop_file, validate_drop
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -81,11 +82,9 @@ def score_file(
         raise ValueError(f"--output must end in .csv or .parquet: {output_path}")
     if not input_path.is_file():
         raise FileNotFoundError(f"input file {input_path} does not exist")
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     version = ""
     if model_uri is None:
-        client = mlflow.MlflowClient(tracking_uri)
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
         try:
             mv = client.get_model_version_by_alias(registered_model_name, alias)
         except mlflow.exceptions.MlflowException as e:
@@ -95,7 +94,7 @@ def score_file(
             ) from e
         version = str(mv.version)
         model_uri = f"models:/{registered_model_name}@{alias}"
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), mlflow_uris(tracking_uri):
         warnings.simplefilter("ignore", UserWarning)
         model = mlflow.pyfunc.load_model(model_uri)
     schema = model.unwrap_python_model().bundle.schema

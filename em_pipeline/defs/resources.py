@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr
 
+from em_core import configure_threads
 from em_core.power import POWER_METHODS
 from em_pipeline import settings
 from em_pipeline.lib.home_lock import hold_home
@@ -211,14 +212,14 @@ class PipelineStorage(dg.ConfigurableResource):
     _lock: ExitStack | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        run = context.dagster_run
+        run = context.run
         stack = ExitStack()
         stack.enter_context(
             hold_home(
                 self.home,
                 wait_seconds=self.lock_wait_seconds,
                 run_date=None if run is None else run.tags.get("dagster/partition"),
-                dagster_run_id=context.run_id,
+                dagster_run_id=None if run is None else run.run_id,
                 command=" ".join(sys.argv),
             )
         )
@@ -427,6 +428,9 @@ class ComputeBackend(dg.ConfigurableResource):
         "parallel (1 = serial, -1 = every core; env EM_SEGMENTS_N_JOBS). Ignored with a Dask "
         "scheduler, whose workers already parallelise the E-steps.",
     )
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        configure_threads()  # before the step's first fit starts the kernels' thread pool
 
     @property
     def name(self) -> str:

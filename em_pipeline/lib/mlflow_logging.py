@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import tempfile
 import time
 import warnings
@@ -44,6 +45,26 @@ class MlflowSettings:
     ui_url: str | None = "http://127.0.0.1:5000"
 
 
+@contextmanager
+def mlflow_uris(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
+    """Point MLflow's fluent API at one store for the block, then restore the caller's setting.
+
+    ``log_input``, ``pyfunc.log_model`` and ``pyfunc.load_model`` read process-wide URIs (and
+    ``set_tracking_uri`` exports them as environment variables); this library must not leave its
+    store there for the code that imported it."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri or tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+
+
 def _finite(v: Any) -> float | None:
     if v is None or isinstance(v, str):
         return None
@@ -64,9 +85,11 @@ class SegmentTracker:
 
     def __init__(self, settings: MlflowSettings):
         self.settings = settings
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.registry_uri or settings.tracking_uri)
-        self.client = MlflowClient(settings.tracking_uri, settings.registry_uri or None)
+        # the registry explicitly: MlflowClient would otherwise take MLFLOW_REGISTRY_URI from the
+        # environment, a store other than the one the model is registered in
+        self.client = MlflowClient(
+            settings.tracking_uri, settings.registry_uri or settings.tracking_uri
+        )
         exp = self.client.get_experiment_by_name(settings.experiment_name)
         if exp is None:
             self.experiment_id = self.client.create_experiment(
@@ -80,6 +103,9 @@ class SegmentTracker:
                 self.client.set_experiment_tag(
                     self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
                 )
+
+    def _fluent_store(self) -> contextlib.AbstractContextManager[None]:
+        return mlflow_uris(self.settings.tracking_uri, self.settings.registry_uri)
 
     # ------------------------------------------------------------------ runs
     def run_url(self, run_id: str) -> str | None:
@@ -233,7 +259,10 @@ class SegmentTracker:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in ..."
             dataset = mlflow.data.from_pandas(df, source=source, name=name)
-        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        with (
+            self._fluent_store(),
+            mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
+        ):
             mlflow.log_input(dataset, context="training")
         self.client.update_run(run_id, status="RUNNING")
         return dataset.digest
@@ -253,6 +282,7 @@ class SegmentTracker:
         model_file = Path(__file__).with_name("pyfunc_model.py")
         signature = infer_signature(input_example, output_example)
         with (
+            self._fluent_store(),
             mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
             warnings.catch_warnings(),
             contextlib.redirect_stderr(io.StringIO()),  # "Successfully registered model …"

@@ -1,4 +1,7 @@
-"""Matplotlib figures (Agg backend, no display) logged to MLflow as artifacts.
+"""Matplotlib figures logged to MLflow as PNG artifacts.
+
+Figures are built as ``matplotlib.figure.Figure`` objects, never through pyplot: nothing is
+registered in a global figure manager and no backend is switched for the importing process.
 
 Each ``*_figure`` function builds and returns the figure (tests read titles and labels back from
 it); each ``plot_*`` saves that figure to a PNG and closes it.
@@ -12,9 +15,6 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -25,10 +25,15 @@ TOP_CANDIDATES = 5
 MIN_ZOOM_WINDOW = 10.0
 
 
+def _subplots(*grid: int, figsize: tuple[float, float], **kwargs):
+    """A figure and its axes (as ``pyplot.subplots``), owned by the caller alone."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -55,7 +60,7 @@ def criterion_figure(table: pd.DataFrame, criterion: str = "bic") -> Figure:
     """Criterion against K per covariance type (left) and zoomed near the minimum (right), the
     chosen model marked; lower is better."""
     name = criterion.upper()
-    fig, (full, zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (full, zoom) = _subplots(1, 2, figsize=(12, 4.5))
     finite = table[np.isfinite(table[criterion].astype(float))]
     best = float(finite[criterion].min()) if len(finite) else 0.0
     ranked = np.sort(finite[criterion].astype(float).unique())
@@ -102,7 +107,7 @@ class CandidateCurves:
 def restarts_figure(candidate: CandidateCurves, title: str) -> Figure:
     """Every restart of one candidate: distinct line styles and end markers (identical restarts
     stay visible), the start named, the warm start dashed black, the kept one thick."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     styles = ["-", "-.", ":", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1))]  # "--" marks the warm start
     for i, curve in enumerate(candidate.restarts):
         init = candidate.inits[i] if i < len(candidate.inits) else ""
@@ -127,7 +132,7 @@ def restarts_figure(candidate: CandidateCurves, title: str) -> Figure:
 def candidates_figure(candidates: Sequence[CandidateCurves], title: str) -> Figure:
     """The kept restart of every candidate: the best few by the criterion in colour and labelled,
     the others faded grey."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = _subplots(figsize=(8, 5))
     ranked = sorted(candidates, key=lambda c: (np.isnan(c.score), c.score))
     top, rest = ranked[:TOP_CANDIDATES], ranked[TOP_CANDIDATES:]
     for c in rest:
@@ -169,7 +174,7 @@ def segment_profiles_figure(profiles: pd.DataFrame, features: Sequence[str]) -> 
     median itself written in each cell."""
     labels = [f"{s}: {lab}" for s, lab in zip(profiles["segment"], profiles["segment_label"],
                                                 strict=True)]  # fmt: skip
-    fig, (bars, heat) = plt.subplots(
+    fig, (bars, heat) = _subplots(
         1, 2, figsize=(13, 0.55 * len(profiles) + 2.5), gridspec_kw={"width_ratios": [1, 2]}
     )
     bars.barh(labels, profiles["share"])
@@ -184,7 +189,7 @@ def segment_profiles_figure(profiles: pd.DataFrame, features: Sequence[str]) -> 
     centre = w @ medians
     spread = np.sqrt(w @ (medians - centre) ** 2)
     z = np.divide(medians - centre, spread, out=np.zeros_like(medians), where=spread > 0)
-    cmap = plt.get_cmap("RdBu_r")
+    cmap = matplotlib.colormaps["RdBu_r"]
     lim = max(1.0, float(np.abs(z).max()))
     image = heat.imshow(z, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")
     fig.colorbar(image, ax=heat, label="standardised across segments")
@@ -218,8 +223,8 @@ def transitions_figure(
         name = labels.get(int(sid), "")
         return f"{sid}{': ' + name if name else ''} (n={int(n)})"
 
-    fig, ax = plt.subplots(figsize=(1.3 * counts.shape[1] + 5, 0.8 * counts.shape[0] + 2))
-    cmap = plt.get_cmap("Blues")
+    fig, ax = _subplots(figsize=(1.3 * counts.shape[1] + 5, 0.8 * counts.shape[0] + 2))
+    cmap = matplotlib.colormaps["Blues"]
     ax.imshow(share.to_numpy(), cmap=cmap, vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(
         range(counts.shape[1]), [f"{c} (n={int(counts[c].sum())})" for c in counts.columns]
@@ -246,7 +251,7 @@ def plot_transitions(
 def merge_path_figure(path_table: pd.DataFrame, chosen: int) -> Figure:
     """The merge path: posterior entropy and the value of each merge against the number of
     segments (integers), the chosen number marked and named."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     part = path_table.sort_values("n_segments")
     ax.plot(part["n_segments"], part["entropy"], marker="o", color="C0", label="entropy EN")
     ax.set_xlabel("number of segments")

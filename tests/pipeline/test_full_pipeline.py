@@ -9,6 +9,7 @@ from pipeline_helpers import N_CUSTOMERS, RUN_DATE, load_defs
 from sklearn.metrics import adjusted_rand_score
 
 from em_pipeline.defs.resources import SampleCustomerSource
+from em_pipeline.lib.mlflow_logging import mlflow_uris
 from em_pipeline.lib.segments import SegmentBundle
 
 FEATURES = ["total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order"]
@@ -30,9 +31,8 @@ def _part(home):
 
 
 def _mlflow(home):
-    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
-    mlflow.set_registry_uri(f"sqlite:///{home / 'mlflow.db'}")
-    client = mlflow.MlflowClient()
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     exp = client.get_experiment_by_name("em-segments")
     return client, exp
 
@@ -186,8 +186,8 @@ def test_mlflow_parent_run_with_one_child_per_candidate_holding_the_curves(full_
 
 def test_registered_model_loads_by_alias_and_scores(full_run):
     home, _ = full_run
-    _mlflow(home)
-    model = mlflow.pyfunc.load_model("models:/customer-segments@champion")
+    with mlflow_uris(f"sqlite:///{home / 'mlflow.db'}"):
+        model = mlflow.pyfunc.load_model("models:/customer-segments@champion")
     seg = pd.read_parquet(_part(home) / "customer_segments.parquet")
     snap = pd.read_parquet(_part(home) / "raw_customers.parquet").head(25)
     out = model.predict(snap[FEATURES])

@@ -73,9 +73,7 @@ PUBLISHED = [
 
 def _tracking(home):
     uri = f"sqlite:///{home / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(uri)
+    return mlflow.MlflowClient(uri, registry_uri=uri)
 
 
 @pytest.fixture(scope="module")

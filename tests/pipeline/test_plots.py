@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -29,7 +28,6 @@ def test_the_bic_plot_has_a_panel_zoomed_on_the_minimum_with_the_choice_named():
     low, high = zoom.get_ylim()
     assert low < 6400 < high and high - low < 0.2 * (full.get_ylim()[1] - full.get_ylim()[0])
     assert "K=4 full" in [t.get_text() for t in zoom.texts]
-    plt.close(fig)
 
 
 def test_restarts_are_told_apart_and_the_warm_start_and_kept_one_are_named():
@@ -40,7 +38,6 @@ def test_restarts_are_told_apart_and_the_warm_start_and_kept_one_are_named():
     assert labels == ["restart 0 (warm), kept", "restart 1 (k-means++)", "restart 2 (k-means++)"]
     styles = {line.get_linestyle() for line in fig.axes[0].lines if len(line.get_xdata()) > 1}
     assert len(styles) == 3  # identical restarts stay distinguishable
-    plt.close(fig)
 
 
 def test_the_best_candidates_are_labelled_and_the_rest_faded():
@@ -51,7 +48,6 @@ def test_the_best_candidates_are_labelled_and_the_rest_faded():
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels[0] == "3 other candidates"
     assert labels[1].startswith("#1 K=1 (score 1001.0)") and len(labels) == 1 + plots.TOP_CANDIDATES
-    plt.close(fig)
 
 
 def test_segment_profiles_show_shares_and_a_labelled_heat_map_of_medians():
@@ -64,7 +60,6 @@ def test_segment_profiles_show_shares_and_a_labelled_heat_map_of_medians():
     assert [t.get_text() for t in heat.get_yticklabels()] == ["0: low spend", "1: high spend"]
     assert [t.get_text() for t in heat.get_xticklabels()] == ["total spend", "visits"]
     assert {t.get_text() for t in heat.texts} == {"120", "3,497", "0.39", "8.8"}
-    plt.close(fig)
 
 
 def test_transitions_show_counts_row_shares_and_named_segments_in_readable_text():
@@ -76,7 +71,6 @@ def test_transitions_show_counts_row_shares_and_named_segments_in_readable_text(
     assert cells["90\n90%"] == "white" and cells["10\n10%"] == "black"
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0: low spend (n=100)",
                                                             "1: high spend (n=50)"]  # fmt: skip
-    plt.close(fig)
 
 
 def test_the_asset_pages_show_the_plots_so_nobody_needs_to_open_mlflow(full_run):
@@ -98,4 +92,3 @@ def test_the_merge_path_names_the_choice_on_integer_segment_counts():
     assert "chosen: 4 segments" in [t.get_text() for t in ax.get_legend().get_texts()]
     ticks = [t for t in ax.get_xticks() if 1 <= t <= 5]
     assert all(float(t).is_integer() for t in ticks)
-    plt.close(fig)
