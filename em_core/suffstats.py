@@ -24,6 +24,15 @@ from .params import GMMParams
 from .prior import Prior, PriorTerms
 
 _EPS = 10 * np.finfo(np.float64).eps
+#: With a prior, mclust fits one component by its closed forms ``mvnXII``, ``mvnXXI`` and
+#: ``mvnXXX`` (spherical, diagonal, ellipsoidal), not by the models' EM steps, whose prior
+#: denominators differ at G = 1; these are the models whose M-step is that closed form there.
+SINGLE_COMPONENT_MODEL = {
+    "EII": "VII", "VII": "VII",
+    "EEI": "VVI", "VEI": "VVI", "EVI": "VVI", "VVI": "VVI",
+    "EEE": "EEE", "EVE": "VVV", "VEE": "VVV", "VVE": "VVV",
+    "EEV": "VVV", "VEV": "VVV", "EVV": "VVV", "VVV": "VVV",
+}  # fmt: skip
 
 
 @dataclass
@@ -126,9 +135,13 @@ def estimate_model(
     previous: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """M-step moments (nk, means, covariances) of any of mclust's models, with or without a
-    prior; covariances in the kernel's layout with ``reg_covar`` added to their diagonals."""
+    prior; covariances in the kernel's layout with ``reg_covar`` added to their diagonals.
+    One component with a prior takes mclust's G = 1 closed form (:data:`SINGLE_COMPONENT_MODEL`):
+    every model's structure is the same there, only the prior's denominators differ."""
     if prior is None and ALIASES.get(stats.covariance_type) == model:
         return estimate_covariances(stats, reg_covar)
+    if prior is not None and stats.nk.shape[0] == 1:
+        model = SINGLE_COMPONENT_MODEL[model]
     s = scatter_of(stats)
     terms = None if prior is None else PriorTerms.of(prior, model, s.nk, s.ybar)
     cov = covariances_for_model(model, s, previous=previous, prior=terms)
