@@ -96,12 +96,15 @@ def n_model_parameters(model: str, n_components: int, n_features: int) -> int:
 
 def min_component_mass(model: str, n_features: int) -> float:
     """Responsibility mass below which a component's own covariance parameters are not
-    estimable: d + 1 points for a component-specific orientation, 2 for a component-specific
-    shape or volume, 1 when everything but the mean is shared."""
+    estimable: d + 1 points for a component-specific shape in a component-specific orientation
+    (EVV, VVV), 2 for a component-specific shape or volume, 1 when everything but the mean and
+    the orientation is shared. EEV's and VEV's shape is pooled over the components, so a
+    component on fewer than d + 1 points still has a definite covariance (its orientation in the
+    directions it does not span is arbitrary but costs nothing), as in mclust."""
     m = canonical_model(model)
-    if m in ("EEV", "VEV", "EVV", "VVV"):
+    if m in ("EVV", "VVV"):
         return n_features + 1.0
-    if m in ("EEE", "EEI", "EII"):
+    if m in ("EEE", "EEI", "EII", "EEV"):
         return 1.0
     return 2.0
 

@@ -113,3 +113,18 @@ def test_one_component_fits_with_the_prior_are_mclusts_closed_forms(name):
         assert row["log_likelihood"] == pytest.approx(want["loglik"], abs=1e-6 * X.shape[0]), row[
             "model"
         ]
+
+
+def test_eev_fits_components_on_fewer_points_than_dimensions_as_mclust_does():
+    """EEV pools its shape over the components, so a component spanning fewer than d + 1 rows
+    still has a definite covariance: on swiss (n = 47, d = 6) mclust fits G = 4..9, and so must
+    em_core. Up to G = 6 it reaches mclust's log-likelihood or better (G = 7 ends 0.9 below:
+    the best-known-optimum part of issue 25 is still open)."""
+    X = load_dataset("swiss")
+    cells = mclust_cells()["datasets"]["swiss"]["noprior"]["EEV"]
+    result = select_model(X, range(4, 10), ["EEV"], random_state=0)
+    for row in result.table:
+        g = row["n_components"]
+        assert row["log_likelihood"] is not None, (g, row["error"])
+        if g <= 6:
+            assert row["log_likelihood"] >= cells[str(g)]["loglik"] - 1e-3 * X.shape[0], g
