@@ -81,9 +81,11 @@ def check_params(p) -> None:
         "chunk_size": (Integral, 1, "chunk_size must be an integer >= 1"),
         "init_max_samples": (Integral, 1, "init_max_samples must be an integer >= 1"),
         "hc_max_samples": (Integral, 1, "hc_max_samples must be an integer >= 1"),
+        "n_screen": (Integral, 1, "n_screen must be an integer >= 1"),
+        "screen_iter": (Integral, 1, "screen_iter must be an integer >= 1"),
     }
     for name, (kind, low, message) in constraints.items():
-        value = getattr(p, name)
+        value = getattr(p, name, low)
         if not isinstance(value, kind) or isinstance(value, bool) or value < low:
             raise ValueError(f"{message}, got {value!r}")
 

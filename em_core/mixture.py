@@ -36,6 +36,9 @@ from .params import GMMParams
 from .prior import PairwiseMoments, Prior, resolve_prior
 from .sources import ArraySource, ChunkSource, ColumnMoments, is_chunk_source
 
+#: Starts drawn at random, which emEM screening (``n_screen``) multiplies.
+_RANDOM_STARTS = ("k-means++", "random_from_data")
+
 
 class GaussianMixture:
     """Gaussian mixture fitted by EM on data with missing cells (NaN).
@@ -92,14 +95,23 @@ class GaussianMixture:
         Rows per E-step chunk: working memory beyond X is O(chunk_size × K × d).
     eigen_floor : float, default 1e-5
         A component whose un-regularised covariance has an eigenvalue below ``eigen_floor`` in
-        units of the data's per-column variance (or whose mass is below d + 1 points for full, 2
-        for diag/spherical) is a collapsed, spurious maximum: that restart is rejected. 0 turns
-        the eigenvalue test off.
+        units of the data's per-column variance (or whose mass is below
+        :func:`em_core.models.min_component_mass`: d + 1 points for VVV and EVV, 2 for a
+        per-component volume or shape, 1 otherwise) is a collapsed, spurious maximum: that
+        restart is rejected. 0 turns the eigenvalue test off.
     init_max_samples : int, default 100000
         k-means++ seeding and Lloyd iterations run on a seeded subsample of at most this many rows.
     hc_max_samples : int, default 2000
         Rows the hierarchical start agglomerates (mclust's ``subset`` default); memory and time
         grow as its square.
+    n_screen : int, default 1
+        emEM (Biernacki, Celeux & Govaert 2003): each restart that draws a random start
+        ("k-means++", "random_from_data") draws ``n_screen`` of them instead, runs each for
+        ``screen_iter`` EM iterations and continues only the one with the highest
+        log-likelihood; 1 = no screening. The kept restart's ``history_`` is its screened start's
+        short run followed by the continuation; ``restarts_`` records ``screened``.
+    screen_iter : int, default 10
+        EM iterations of each screened start.
 
     Attributes
     ----------
@@ -144,6 +156,8 @@ class GaussianMixture:
         init_max_samples: int = 100_000,
         prior: str | dict[str, Any] | None = None,
         hc_max_samples: int = 2000,
+        n_screen: int = 1,
+        screen_iter: int = 10,
     ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -161,6 +175,8 @@ class GaussianMixture:
         self.init_max_samples = init_max_samples
         self.prior = prior
         self.hc_max_samples = hc_max_samples
+        self.n_screen = n_screen
+        self.screen_iter = screen_iter
 
     # ------------------------------------------------------------------ fitting
     def get_params(self) -> dict[str, Any]:
@@ -168,7 +184,7 @@ class GaussianMixture:
         names = (
             "n_components covariance_type tol max_iter n_init init reg_covar random_state "
             "weights_init means_init precisions_init chunk_size eigen_floor init_max_samples prior "
-            "hc_max_samples"
+            "hc_max_samples n_screen screen_iter"
         ).split()
         return {name: getattr(self, name) for name in names}
 
@@ -210,24 +226,19 @@ class GaussianMixture:
             streams = [streams[-1], *streams[:-1]]
         for restart, restart_rng in enumerate(streams):
             name = self._restart_method(restart, warm)
+            screened = self.n_screen > 1 and name in _RANDOM_STARTS
             try:
-                params0 = self._initial_params(source, restart_rng, moments, name)
+                if screened:
+                    run = self._screened_run(source, restart_rng, moments, name)
+                else:
+                    params0 = self._initial_params(source, restart_rng, moments, name)
             except np.linalg.LinAlgError:
                 failures.append(f"restart {restart} ({name}): initial covariance is singular")
                 runs.append(EMRun(params=None, degenerate="singular initial covariance"))
                 inits.append(name)
                 continue
-            run = run_em(
-                source,
-                params0,
-                tol=self.tol,
-                max_iter=self.max_iter,
-                reg_covar=self.reg_covar,
-                eigen_floor=self.eigen_floor,
-                column_var=column_var,
-                model=self.model_,
-                prior=self.prior_,
-            )
+            if not screened:
+                run = self._run_em(source, params0, column_var, self.max_iter)
             runs.append(run)
             inits.append(name)
             if run.degenerate:
@@ -245,6 +256,7 @@ class GaussianMixture:
                 "degenerate": r.degenerate is not None,
                 "empty_component": r.empty_component,
                 "reason": r.degenerate,
+                "screened": self.n_screen if inits[i] in _RANDOM_STARTS else 1,
             }
             for i, r in enumerate(runs)
         ]
@@ -267,6 +279,44 @@ class GaussianMixture:
                 stacklevel=2,
             )
         return self
+
+    def _run_em(
+        self, source: ChunkSource, params0: GMMParams, column_var: FloatArray, max_iter: int
+    ) -> EMRun:
+        return run_em(
+            source, params0, tol=self.tol, max_iter=max_iter, reg_covar=self.reg_covar,
+            eigen_floor=self.eigen_floor, column_var=column_var, model=self.model_,
+            prior=self.prior_,
+        )  # fmt: skip
+
+    def _screened_run(
+        self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, name: str
+    ) -> EMRun:
+        """emEM: ``n_screen`` starts of kind ``name``, ``screen_iter`` EM iterations each; the
+        best non-degenerate short run is continued up to ``max_iter`` iterations in all (if
+        every short run degenerates, the first is returned as the restart's outcome)."""
+        short = min(self.screen_iter, self.max_iter)
+        runs = []
+        for start_rng in rng.spawn(self.n_screen):
+            try:
+                params0 = self._initial_params(source, start_rng, moments, name)
+            except np.linalg.LinAlgError:
+                continue  # another start may be regular; all singular raises below
+            runs.append(self._run_em(source, params0, moments.var, short))
+        good = [r for r in runs if r.degenerate is None]
+        if not good:
+            if not runs:
+                raise np.linalg.LinAlgError("every screened start is singular")
+            return runs[0]
+        best = max(good, key=lambda r: r.history[-1])
+        if best.converged or best.n_iter >= self.max_iter:
+            return best
+        rest = self._run_em(source, best.params, moments.var, self.max_iter - best.n_iter)
+        if rest.degenerate is not None and rest.n_iter == 0:
+            return best  # nothing after the short run was valid
+        rest.history = best.history + rest.history[1:]
+        rest.n_iter += best.n_iter
+        return rest
 
     def continue_fit(
         self, X: ArrayLike | ChunkSource, max_iter: int | None = None
