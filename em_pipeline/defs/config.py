@@ -128,6 +128,13 @@ class SegmentModelConfig(dg.Config):
         "hierarchical agglomeration, the others k-means++), 'hierarchical', 'k-means++' or "
         "'random_from_data'.",
     )
+    n_screen: int = Field(
+        default=1,
+        ge=1,
+        description="emEM screening: each k-means++ restart draws this many starts, runs each "
+        "a few EM iterations and continues the best (1 = off; reaches better optima on small "
+        "data, costs more per candidate).",
+    )
     seed: int = Field(default=0, description="Random seed (same seed + data = same model).")
     min_class_size: int = Field(
         default=1,

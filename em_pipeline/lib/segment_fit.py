@@ -119,6 +119,7 @@ class SweepSettings:
     init: str
     prior: str
     min_class_size: int
+    n_screen: int = 1
 
     @classmethod
     def from_config(cls, config: Any) -> SweepSettings:
@@ -128,7 +129,7 @@ class SweepSettings:
             tuple(range(config.k_min, config.k_max + 1)),
             tuple(dict.fromkeys(config.covariance_types)),
             config.criterion, config.n_init, config.seed, config.tol, config.max_iter,
-            config.reg_covar, config.init, config.prior, config.min_class_size,
+            config.reg_covar, config.init, config.prior, config.min_class_size, config.n_screen,
         )  # fmt: skip
 
     def fit_params(self) -> dict[str, Any]:
@@ -137,6 +138,7 @@ class SweepSettings:
             "tol": self.tol, "max_iter": self.max_iter, "reg_covar": self.reg_covar,
             "n_init": self.n_init, "init": self.init, "prior": self.prior, "seed": self.seed,
             "criterion": self.criterion, "min_class_size": self.min_class_size,
+            "n_screen": self.n_screen,
         }  # fmt: skip
 
     def describe(self, X: np.ndarray, where: str, run_id: str) -> str:
@@ -159,6 +161,7 @@ class SweepSettings:
             callback=callback, tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
             init=self.init, prior=None if self.prior == "none" else self.prior,
             warm_start=warm, n_jobs=n_jobs, min_class_size=self.min_class_size,
+            n_screen=self.n_screen,
         )  # fmt: skip
         return SweepOutcome.of(result)
 

@@ -70,10 +70,11 @@ def test_settings_from_config_and_the_progress_line():
     config = SimpleNamespace(
         k_min=2, k_max=4, covariance_types=["full", "diag", "full"], criterion="bic", n_init=2,
         seed=0, tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none",
-        min_class_size=1,
+        min_class_size=1, n_screen=3,
     )  # fmt: skip
     settings = SweepSettings.from_config(config)
     assert settings.n_components == (2, 3, 4) and settings.covariance_types == ("full", "diag")
+    assert settings.fit_params()["n_screen"] == 3
     with pytest.raises(ValueError, match="k_max"):
         SweepSettings.from_config(SimpleNamespace(**{**vars(config), "k_max": 1}))
     row = {
@@ -100,3 +101,16 @@ def test_selection_frame_types_and_marks_the_chosen_candidate():
     assert df["chosen"].tolist() == [True, False]
     assert str(df["smallest_class"].dtype) == "Int64" and pd.isna(df["smallest_class"][1])
     assert df["bic"].dtype == "float64" and np.isnan(df["bic"][1])
+
+
+def test_the_sweep_screens_k_means_starts_when_configured():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (150, 2)), rng.normal(5, 1, (150, 2))])
+    config = SimpleNamespace(
+        k_min=2, k_max=2, covariance_types=["full"], criterion="bic", n_init=2, seed=0,
+        tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none", min_class_size=1,
+        n_screen=4,
+    )  # fmt: skip
+    outcome = SweepSettings.from_config(config).run(X, None, 1, lambda row: None)
+    restarts = outcome.result.models[(2, "full")].restarts_
+    assert [r["screened"] for r in restarts] == [1, 4]  # hierarchical, then screened k-means++
