@@ -95,3 +95,20 @@ def test_published_segments_alone_publishes_and_points_the_alias_at_its_model(ho
     assert not again.success
     assert "the champion changed since segment_model ran" in failure_messages(again)
     assert len(FAKE.named("set_alias")) == 1
+
+
+def test_imputed_customers_alone_keeps_every_observed_cell_and_fills_only_the_missing(home):
+    part = home / "runs" / RUN_DATE
+    (part / "imputed_customers.parquet").unlink()
+    assert _alone("imputed_customers", home).success
+    raw = pd.read_parquet(part / "raw_customers.parquet").set_index("customer_id")
+    out = pd.read_parquet(part / "imputed_customers.parquet").set_index("customer_id")
+    assert out.index.equals(raw.index)
+    for feature in ("total_spend", "visits_per_month", "avg_cart_size", "days_since_last_order"):
+        missing = raw[feature].isna()
+        assert missing.any()  # the sample drop has missing cells in every feature
+        assert out[f"{feature}_imputed"].equals(missing.rename(f"{feature}_imputed"))
+        assert out[feature].notna().all()
+        pd.testing.assert_series_equal(
+            out.loc[~missing, feature], raw.loc[~missing, feature].astype(float), rtol=1e-9
+        )
