@@ -3,15 +3,18 @@ tells MLflow, without the rest of the job."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 from pipeline_helpers import RUN_DATE, failure_messages, load_defs
 
 from em_pipeline.defs.resources import MlflowTracker, default_resources
+from em_pipeline.lib.transforms import FeatureTransform
 from em_pipeline.lib.warehouse import read_table
 
 
@@ -112,3 +115,21 @@ def test_imputed_customers_alone_keeps_every_observed_cell_and_fills_only_the_mi
         pd.testing.assert_series_equal(
             out.loc[~missing, feature], raw.loc[~missing, feature].astype(float), rtol=1e-9
         )
+
+
+def test_customer_features_alone_standardise_and_invert_exactly(home):
+    part = home / "runs" / RUN_DATE
+    for name in ("customer_features.parquet", "transform.json"):
+        (part / name).unlink()
+    assert _alone("customer_features", home).success
+    raw = pd.read_parquet(part / "raw_customers.parquet")
+    features = pd.read_parquet(part / "customer_features.parquet")
+    transform = FeatureTransform.from_dict(json.loads((part / "transform.json").read_text()))
+    names = list(transform.features)
+    assert features["customer_id"].tolist() == raw["customer_id"].tolist()
+    z = features[names].to_numpy(dtype=float)
+    x = raw[names].to_numpy(dtype=float)
+    assert np.array_equal(np.isnan(z), np.isnan(x))  # missing cells stay missing, no others
+    np.testing.assert_allclose(np.nanmean(z, axis=0), 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.nanstd(z, axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(transform.inverse(z), x, rtol=1e-9)  # NaN where x is NaN
