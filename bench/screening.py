@@ -20,7 +20,8 @@ from em_pipeline.lib.schema import DEFAULT_FEATURES
 
 
 def sample_matrix(n: int, seed: int = 0) -> np.ndarray:
-    """The order sample's features on the pipeline's default log scales (no dequantisation)."""
+    """The order sample's features, each as sign(x)·log1p|x| (close to the pipeline's default
+    transforms, not identical: no log of the visit rate, no standardisation, no dequantisation)."""
     frame, _ = generate_customers(n, seed=seed, generator="orders")
     columns = []
     for feature in DEFAULT_FEATURES:

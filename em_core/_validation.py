@@ -85,7 +85,7 @@ def check_params(p) -> None:
         "screen_iter": (Integral, 1, "screen_iter must be an integer >= 1"),
     }
     for name, (kind, low, message) in constraints.items():
-        value = getattr(p, name, low)
+        value = getattr(p, name)
         if not isinstance(value, kind) or isinstance(value, bool) or value < low:
             raise ValueError(f"{message}, got {value!r}")
 

@@ -123,7 +123,7 @@ def _parse_score(argv: list[str]) -> argparse.Namespace:
 
 def score_main(argv: list[str]) -> int:
     args = _parse_score(argv)
-    configure_threads()
+    _configure_threads()
     # MLflow's hints about type hints of the pyfunc model are not actionable here
     warnings.simplefilter("ignore", UserWarning)
     from em_pipeline.lib.validation import DropError
@@ -181,7 +181,7 @@ def _say_if_compiling() -> None:
         print("  compiling em_core's kernels (first run after an install; about a minute)")
 
 
-def configure_threads() -> None:
+def _configure_threads() -> None:
     """em_core's thread policy, set here (its import sets nothing); imported late so that
     ``--help`` and argument errors do not wait for numba."""
     from em_core import configure_threads as configure
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
     _quiet_libraries()
-    configure_threads()
+    _configure_threads()
     try:
         home = _prepare_home(args)
     except OSError as e:

@@ -44,6 +44,11 @@ class MlflowSettings:
     alias: str = "champion"
     ui_url: str | None = "http://127.0.0.1:5000"
 
+    @property
+    def registry(self) -> str:
+        """The model registry's URI: ``registry_uri``, else the tracking store."""
+        return self.registry_uri or self.tracking_uri
+
 
 @contextmanager
 def mlflow_uris(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
@@ -87,9 +92,7 @@ class SegmentTracker:
         self.settings = settings
         # the registry explicitly: MlflowClient would otherwise take MLFLOW_REGISTRY_URI from the
         # environment, a store other than the one the model is registered in
-        self.client = MlflowClient(
-            settings.tracking_uri, settings.registry_uri or settings.tracking_uri
-        )
+        self.client = MlflowClient(settings.tracking_uri, settings.registry)
         exp = self.client.get_experiment_by_name(settings.experiment_name)
         if exp is None:
             self.experiment_id = self.client.create_experiment(
@@ -105,7 +108,7 @@ class SegmentTracker:
                 )
 
     def _fluent_store(self) -> contextlib.AbstractContextManager[None]:
-        return mlflow_uris(self.settings.tracking_uri, self.settings.registry_uri)
+        return mlflow_uris(self.settings.tracking_uri, self.settings.registry)
 
     # ------------------------------------------------------------------ runs
     def run_url(self, run_id: str) -> str | None:
