@@ -62,11 +62,11 @@ import numpy as np
 from ._fast_kernels import (
     _JIT_OPTS,
     _JIT_REDUCE_OPTS,
-    _PARALLEL_LOCK,
     DEFAULT_BLOCK_SIZE,
     HAVE_NUMBA,
     _finish_stats,
     _stats_buffers,
+    run_variant,
 )
 
 __all__ = ["HAVE_NUMBA", "incomplete_log_resp", "incomplete_stats", "pattern_order"]
@@ -82,7 +82,6 @@ _ROWWISE_MAHA = 64
 _MODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
 
 if HAVE_NUMBA:  # pragma: no branch
-    import numba
     from numba import njit, prange
 
     from ._fast_kernels import (
@@ -1021,14 +1020,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
                 nchunks, _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn,
                 lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
-    use_parallel = (n > block and numba.get_num_threads() > 1) if parallel is None else parallel
-    if use_parallel and _PARALLEL_LOCK.acquire(blocking=False):
-        try:
-            ll, ent = kernels[0](*args)
-        finally:
-            _PARALLEL_LOCK.release()
-    else:
-        ll, ent = kernels[1](*args)
+    ll, ent = run_variant(*kernels, args, parallel, nchunks)
     return nk, sx, sxx, ll, ent, lpn, lr
 
 

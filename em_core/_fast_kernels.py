@@ -874,10 +874,23 @@ if HAVE_NUMBA:
     _estep_serial = _compiled(_estep_kernel, "_estep_serial", False)
 
 
-def _use_parallel(parallel, n, block):
+def run_variant(parallel_kernel, serial_kernel, args, parallel, nchunks):
+    """Call the parallel variant of a kernel or the serial one, with the same ``args``.
+
+    ``parallel=None`` (the default) takes the parallel one when there is more than one row
+    chunk and more than one numba thread: a single chunk has nothing to share, and waking the
+    thread pool costs more than a small E-step (≈0.6 ms against 0.2 ms at 178 rows). Both
+    variants run the same code on the same chunks, so the choice never changes a result. A
+    second thread arriving while the parallel one runs takes the serial one (see
+    ``_PARALLEL_LOCK``)."""
     if parallel is None:
-        return n > block and numba.get_num_threads() > 1
-    return bool(parallel)
+        parallel = nchunks > 1 and numba.get_num_threads() > 1
+    if parallel and _PARALLEL_LOCK.acquire(blocking=False):
+        try:
+            return parallel_kernel(*args)
+        finally:
+            _PARALLEL_LOCK.release()
+    return serial_kernel(*args)
 
 
 def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
@@ -894,13 +907,7 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     ctr = _centre(const, means, Pd, shift, mode)
     args = (X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks,
             margin, want_stats, nk, sx, sxx, want_resp, lpn, lr, ctr)  # fmt: skip
-    if _use_parallel(parallel, n, block) and _PARALLEL_LOCK.acquire(blocking=False):
-        try:
-            ll, ent = _estep_parallel(*args)
-        finally:
-            _PARALLEL_LOCK.release()
-    else:
-        ll, ent = _estep_serial(*args)
+    ll, ent = run_variant(_estep_parallel, _estep_serial, args, parallel, nchunks)
     return nk, sx, sxx, ll, ent, lpn, lr
 
 

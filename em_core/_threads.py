@@ -23,11 +23,21 @@ def configure_threads() -> dict[str, str]:
     return chosen
 
 
+_controller = None
+
+
 def single_threaded_blas() -> AbstractContextManager:
     """Limit BLAS to one thread while the numba kernels run (PERF_NOTES: nested BLAS threads
-    inside parallel kernels gave no speed-up; limiting them let the kernels scale ≈2×)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it, BLAS keeps its own setting
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    inside parallel kernels gave no speed-up; limiting them let the kernels scale ≈2×).
+
+    The BLAS libraries are looked up once per process (threadpoolctl scans the loaded shared
+    objects, ≈3 ms, more than a whole fit on a few dozen rows); one loaded later, after the
+    first call, keeps its own thread setting."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # optional: without it, BLAS keeps its own setting
+            return nullcontext()
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._fast_kernels import HAVE_NUMBA
-from ._orientation_kernel import orientation_iterations
+from ._mstep_kernels import orientation_iterations, vee_iterations, volumes_and_shape_iterations
 from ._typing import CovarianceType, FloatArray
 from .prior import PriorTerms
 
@@ -151,17 +151,65 @@ def _volumes_and_shape(
     values: FloatArray, vol_den: FloatArray, lam0: FloatArray | None
 ) -> tuple[FloatArray, FloatArray]:
     """V?? volumes λ_k and a shared normalised shape A from per-component spectra or diagonals
-    ``values`` (K, d): λ_k = Σ_j values_kj / A_j / vol_den_k, A ∝ Σ_k values_k / λ_k, gm(A) = 1."""
+    ``values`` (K, d): λ_k = Σ_j values_kj / A_j / vol_den_k, A ∝ Σ_k values_k / λ_k, gm(A) = 1,
+    alternated from ``lam0`` (default 1)."""
+    K = values.shape[0]
+    lam = np.ones(K) if lam0 is None else np.array(lam0, dtype=float)
+    vol_den = np.broadcast_to(np.asarray(vol_den, dtype=float), (K,))
+    if HAVE_NUMBA:
+        return volumes_and_shape_iterations(
+            np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(vol_den), lam,
+            INNER_TOL, INNER_MAX_ITER,
+        )  # fmt: skip
+    return volumes_and_shape_numpy(values, vol_den, lam)
+
+
+def volumes_and_shape_numpy(
+    values: FloatArray, vol_den: FloatArray, lam: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The volumes-and-shape alternation in numpy: the reference of the compiled
+    :func:`em_core._mstep_kernels.volumes_and_shape_iterations`; returns (λ, A)."""
 
     def shape_for(lam):
         a = np.sum(values / lam[:, None], axis=0)
         return a / _gm(a)
 
-    lam = np.ones(values.shape[0]) if lam0 is None else lam0
-
     def step(lam):
         a = shape_for(lam)
         return np.sum(values / a[None, :], axis=1) / vol_den
+
+    lam = _alternate(step, lam, lambda v: v)
+    return lam, shape_for(lam)
+
+
+def _vee_fit(W: FloatArray, nk: FloatArray, previous: FloatArray | None) -> FloatArray:
+    """VEE: Σ_k = λ_k C with one shared C (det C = 1), alternated from the previous volumes."""
+    lam0 = _previous_volumes(previous, W.shape[0])
+    lam = np.ones(W.shape[0]) if lam0 is None else np.array(lam0, dtype=float)
+    if HAVE_NUMBA:
+        lam, c = vee_iterations(
+            np.ascontiguousarray(W, dtype=float), np.ascontiguousarray(nk, dtype=float), lam,
+            INNER_TOL, INNER_MAX_ITER,
+        )  # fmt: skip
+    else:
+        lam, c = vee_iterations_numpy(W, nk, lam)
+    return lam[:, None, None] * c[None]
+
+
+def vee_iterations_numpy(
+    W: FloatArray, nk: FloatArray, lam: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The VEE alternation in numpy: the reference of the compiled
+    :func:`em_core._mstep_kernels.vee_iterations`; returns (λ, C)."""
+    d = W.shape[1]
+
+    def shape_for(lam):
+        c = np.einsum("kij,k->ij", W, 1.0 / lam)
+        return c / np.exp(np.linalg.slogdet(c)[1] / d)
+
+    def step(lam):
+        c_inv = np.linalg.inv(shape_for(lam))
+        return np.einsum("kij,ji->k", W, c_inv) / (nk * d)
 
     lam = _alternate(step, lam, lambda v: v)
     return lam, shape_for(lam)
@@ -216,7 +264,7 @@ def orientation_iterations_numpy(
     W: FloatArray, nk: FloatArray, O: FloatArray, omega: FloatArray, equal_volume: bool
 ) -> tuple[FloatArray, FloatArray]:
     """The MM loop of the common orientation in numpy: the reference of the compiled
-    :func:`em_core._orientation_kernel.orientation_iterations`; returns (O, shapes)."""
+    :func:`em_core._mstep_kernels.orientation_iterations`; returns (O, shapes)."""
 
     def shapes_for(O):
         diag = np.einsum("ij,kjl,il->ki", O, W, O)  # diag(O W_k Oᵀ)
@@ -303,17 +351,5 @@ def covariances_for_model(
         lam, a = _volumes_and_shape(vals, nk * d, _previous_volumes(previous, K))
         return lam[:, None, None] * np.einsum("kij,j,klj->kil", vecs, a, vecs)
     if m == "VEE":
-        lam0 = _previous_volumes(previous, K)
-        lam = np.ones(K) if lam0 is None else lam0
-
-        def shape_for(lam):
-            c = np.einsum("kij,k->ij", W, 1.0 / lam)
-            return c / np.exp(np.linalg.slogdet(c)[1] / d)
-
-        def step(lam):
-            c_inv = np.linalg.inv(shape_for(lam))
-            return np.einsum("kij,ji->k", W, c_inv) / (nk * d)
-
-        lam = _alternate(step, lam, lambda v: v)
-        return lam[:, None, None] * shape_for(lam)[None]
+        return _vee_fit(W, nk, previous)
     return _common_orientation_fit(W, nk, previous, equal_volume=(m == "EVE"))

@@ -158,6 +158,27 @@ def test_block_size_and_threads_do_not_change_the_result(cov):
         assert_stats(par, serial)  # same chunking; BLAS kernels may differ in the last bit
 
 
+@pytest.mark.skipif(not fk.HAVE_NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_one_row_chunk_runs_serially_with_the_parallel_variants_exact_result(cov):
+    """Below one chunk's worth of rows the default takes the serial variant (no thread-pool
+    wake-up); it is the same code on the same chunk, so the result is bitwise the same."""
+    chosen = []
+    variants = (lambda: chosen.append("parallel"), lambda: chosen.append("serial"))
+    fk.run_variant(*variants, (), None, 1)
+    fk.run_variant(*variants, (), True, 1)
+    fk.run_variant(*variants, (), False, 64)
+    assert chosen == ["serial", "parallel", "serial"]
+    rng = np.random.default_rng(5)
+    n, d, K = 300, 5, 4  # a few blocks, one chunk
+    X = rng.normal(size=(n, d))
+    log_weights, means, pc = _params(rng, d, K, cov)
+    default = fk.complete_stats(X, log_weights, means, pc, cov, means)
+    par = fk.complete_stats(X, log_weights, means, pc, cov, means, parallel=True)
+    for a, b in zip(default, par, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_non_triangular_factor_follows_the_stated_formula():
     """A factor with a lower part is applied as a dense matrix (``Σ log diag P`` as documented)."""
     rng = np.random.default_rng(11)
