@@ -4,7 +4,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ._typing import CRITERIA, INIT_METHODS, ArrayLike, FloatArray
+from ._typing import ACCELERATIONS, CRITERIA, INIT_METHODS, ArrayLike, FloatArray
 from .models import canonical_model
 from .prior import check_prior_spec
 
@@ -70,6 +70,8 @@ def check_params(p) -> None:
         raise ValueError(f"n_components must be an integer >= 1, got {k!r}")
     canonical_model(p.covariance_type)
     check_prior_spec(getattr(p, "prior", None))
+    if getattr(p, "acceleration", None) not in ACCELERATIONS:
+        raise ValueError(f"unknown acceleration {p.acceleration!r}; choose one of {ACCELERATIONS}")
     if p.init not in INIT_METHODS:
         raise ValueError(f"unknown init {p.init!r}; choose one of {INIT_METHODS}")
     constraints = {

@@ -93,7 +93,10 @@ def degeneracy(
 
 @dataclass
 class EMRun:
-    """Outcome of one EM restart."""
+    """Outcome of one EM restart. ``history[t]`` is the log-likelihood of the t-th accepted
+    parameters; ``steps[t]`` says how they were reached ("start", "em" for a plain EM step,
+    "squarem" for an accepted extrapolation); ``n_rejected`` counts extrapolations that the
+    safeguard turned down after their E-step (an E-step that is not in the history)."""
 
     params: GMMParams
     history: list[float] = field(default_factory=list)
@@ -102,6 +105,66 @@ class EMRun:
     degenerate: str | None = None
     empty_component: bool = False  # degenerate because a component emptied (empty_component)
     entropy: float = 0.0
+    steps: list[str] = field(default_factory=list)
+    n_rejected: int = 0
+
+    def observe(self, stats: SufficientStats, step: str) -> None:
+        """Record the E-step of the current parameters, reached by ``step``."""
+        self.history.append(stats.log_likelihood)
+        self.entropy = stats.entropy
+        self.steps.append(step)
+
+    @property
+    def n_esteps(self) -> int:
+        """E-steps spent: one per history entry and one per rejected extrapolation."""
+        return len(self.history) + self.n_rejected
+
+
+@dataclass
+class EMSteps:
+    """The E- and M-step of one restart with their failure checks, shared by plain EM
+    (:func:`run_em`) and accelerated EM (:func:`em_core.acceleration.run_squarem`)."""
+
+    source: ChunkSource
+    reg_covar: float
+    eigen_floor: float
+    column_var: FloatArray
+    model: str | None = None
+    prior: Prior | None = None
+
+    def expect(self, params: GMMParams) -> SufficientStats:
+        """E-step over every chunk of the source, summed."""
+        source = self.source
+        flags = dict(
+            known_complete=bool(getattr(source, "known_complete", False)),
+            known_incomplete=bool(getattr(source, "known_incomplete", False)),
+            pattern_sorted=bool(getattr(source, "pattern_sorted", False)),
+        )
+        return source.map_reduce(lambda X, p=params: summarize(X, p, **flags))
+
+    def maximize(
+        self, stats: SufficientStats, current: GMMParams
+    ) -> tuple[GMMParams | None, str | None]:
+        """M-step from ``stats`` (warm-started at ``current``): (parameters, None) or (None,
+        why they are degenerate)."""
+        try:
+            new = maximize(
+                stats, self.reg_covar, self.model, self.prior, previous=current.covariances
+            )
+        except CholeskyError:
+            return None, (
+                "a covariance matrix became singular; increase reg_covar, decrease "
+                "n_components, or scale the data"
+            )
+        if self.prior is None:
+            reason = degeneracy(
+                new, stats.nk, self.column_var, self.reg_covar, self.eigen_floor, self.model
+            )
+        elif not (np.all(np.isfinite(new.weights)) and np.all(np.isfinite(new.means))):
+            reason = "non-finite parameters"
+        else:
+            reason = None
+        return (None, reason) if reason is not None else (new, None)
 
 
 def run_em(
@@ -124,49 +187,28 @@ def run_em(
     ``degenerate`` set to the reason; its parameters are then the last valid ones. With a prior
     only non-finite parameters and empty components count as degenerate.
     """
+    steps = EMSteps(source, reg_covar, eigen_floor, column_var, model, prior)
     n = source.n_samples
     run = EMRun(params)
-    prev = -np.inf
-    complete = bool(getattr(source, "known_complete", False))
-    incomplete = bool(getattr(source, "known_incomplete", False))
-    grouped = bool(getattr(source, "pattern_sorted", False))
-    flags = dict(known_complete=complete, known_incomplete=incomplete, pattern_sorted=grouped)
-    for it in range(max_iter + 1):
-        current = run.params
-        stats: SufficientStats = source.map_reduce(lambda X, p=current: summarize(X, p, **flags))
-        ll = stats.log_likelihood
-        if not np.isfinite(ll):
+    step = "start"
+    while True:
+        stats = steps.expect(run.params)
+        if not np.isfinite(stats.log_likelihood):
             run.degenerate = "log-likelihood is not finite"
             break
-        run.history.append(ll)
-        run.entropy = stats.entropy
+        run.observe(stats, step)
         empty = empty_component(np.asarray(stats.nk))
         if empty is not None:
             run.degenerate, run.empty_component = empty, True
             break
-        if it > 0 and abs(ll - prev) / n < tol:
+        if len(run.history) > 1 and abs(run.history[-1] - run.history[-2]) / n < tol:
             run.converged = True
             break
-        if it == max_iter:
+        if run.n_iter == max_iter:
             break
-        prev = ll
-        try:
-            new = maximize(stats, reg_covar, model, prior, previous=current.covariances)
-        except CholeskyError:
-            run.degenerate = (
-                "a covariance matrix became singular; increase reg_covar, decrease "
-                "n_components, or scale the data"
-            )
+        new, run.degenerate = steps.maximize(stats, run.params)
+        if run.degenerate is not None:
             break
-        if prior is None:
-            reason = degeneracy(new, stats.nk, column_var, reg_covar, eigen_floor, model)
-        elif not (np.all(np.isfinite(new.weights)) and np.all(np.isfinite(new.means))):
-            reason = "non-finite parameters"
-        else:
-            reason = None
-        if reason is not None:
-            run.degenerate = reason
-            break
-        run.params = new
-        run.n_iter = it + 1
+        run.params, step = new, "em"
+        run.n_iter += 1
     return run

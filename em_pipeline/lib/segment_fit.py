@@ -120,6 +120,7 @@ class SweepSettings:
     prior: str
     min_class_size: int
     n_screen: int = 1
+    acceleration: str = "none"
 
     @classmethod
     def from_config(cls, config: Any) -> SweepSettings:
@@ -130,6 +131,7 @@ class SweepSettings:
             tuple(dict.fromkeys(config.covariance_types)),
             config.criterion, config.n_init, config.seed, config.tol, config.max_iter,
             config.reg_covar, config.init, config.prior, config.min_class_size, config.n_screen,
+            config.acceleration,
         )  # fmt: skip
 
     def fit_params(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class SweepSettings:
             "tol": self.tol, "max_iter": self.max_iter, "reg_covar": self.reg_covar,
             "n_init": self.n_init, "init": self.init, "prior": self.prior, "seed": self.seed,
             "criterion": self.criterion, "min_class_size": self.min_class_size,
-            "n_screen": self.n_screen,
+            "n_screen": self.n_screen, "acceleration": self.acceleration,
         }  # fmt: skip
 
     def describe(self, X: np.ndarray, where: str, run_id: str) -> str:
@@ -162,6 +164,7 @@ class SweepSettings:
             init=self.init, prior=None if self.prior == "none" else self.prior,
             warm_start=warm, n_jobs=n_jobs, min_class_size=self.min_class_size,
             n_screen=self.n_screen,
+            acceleration=None if self.acceleration == "none" else self.acceleration,
         )  # fmt: skip
         return SweepOutcome.of(result)
 

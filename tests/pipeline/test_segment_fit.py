@@ -70,9 +70,10 @@ def test_settings_from_config_and_the_progress_line():
     config = SimpleNamespace(
         k_min=2, k_max=4, covariance_types=["full", "diag", "full"], criterion="bic", n_init=2,
         seed=0, tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none",
-        min_class_size=1, n_screen=3,
+        min_class_size=1, n_screen=3, acceleration="squarem",
     )  # fmt: skip
     settings = SweepSettings.from_config(config)
+    assert settings.fit_params()["acceleration"] == "squarem"
     assert settings.n_components == (2, 3, 4) and settings.covariance_types == ("full", "diag")
     assert settings.fit_params()["n_screen"] == 3
     with pytest.raises(ValueError, match="k_max"):
@@ -109,8 +110,26 @@ def test_the_sweep_screens_k_means_starts_when_configured():
     config = SimpleNamespace(
         k_min=2, k_max=2, covariance_types=["full"], criterion="bic", n_init=2, seed=0,
         tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none", min_class_size=1,
-        n_screen=4,
+        n_screen=4, acceleration="none",
     )  # fmt: skip
     outcome = SweepSettings.from_config(config).run(X, None, 1, lambda row: None)
     restarts = outcome.result.models[(2, "full")].restarts_
     assert [r["screened"] for r in restarts] == [1, 4]  # hierarchical, then screened k-means++
+    assert all(r["accelerated"] == 0 for r in restarts)
+
+
+def test_the_sweep_accelerates_em_when_configured():
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(0, 1, (200, 2)), rng.normal(2.5, 1, (200, 2))])
+    config = SimpleNamespace(
+        k_min=2, k_max=3, covariance_types=["full", "diag"], criterion="bic", n_init=1, seed=0,
+        tol=1e-8, max_iter=500, reg_covar=1e-6, init="auto", prior="default", min_class_size=1,
+        n_screen=1, acceleration="squarem",
+    )  # fmt: skip
+    fast = SweepSettings.from_config(config).run(X, None, 1, lambda row: None).result
+    plain_config = SimpleNamespace(**{**vars(config), "acceleration": "none"})
+    plain = SweepSettings.from_config(plain_config).run(X, None, 1, lambda row: None).result
+    steps = [s for gm in fast.models.values() for s in gm.history_steps_[gm.best_restart_]]
+    assert "squarem" in steps
+    for key, gm in plain.models.items():
+        assert fast.models[key].log_likelihood_ == pytest.approx(gm.log_likelihood_, rel=1e-6)
