@@ -630,6 +630,7 @@ class GaussianMixture:
                 "n_samples": int(self.n_samples_fit_),
                 "best_restart": int(self.best_restart_),
                 "history": [[float(v) for v in h] for h in self.history_],
+                "history_steps": self.history_steps_,
                 "restarts": self.restarts_,
             },
         }
@@ -663,6 +664,9 @@ class GaussianMixture:
         gm.n_samples_fit_ = fit["n_samples"]
         gm.best_restart_ = fit["best_restart"]
         gm.history_ = [list(h) for h in fit["history"]]
+        # files written before acceleration existed: every step was a plain one
+        plain = [["start"] + ["em"] * (len(h) - 1) for h in gm.history_]
+        gm.history_steps_ = [list(h) for h in fit.get("history_steps", plain)]
         gm.restarts_ = [dict(r) for r in fit["restarts"]]
         return gm
 

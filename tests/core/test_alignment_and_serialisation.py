@@ -46,17 +46,30 @@ def test_alignment_with_different_numbers_of_components(fitted):
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_json_round_trip_is_exact(covariance_type):
     X = mcar(make_mixture(n=500, seed=32).X, 0.1, seed=32)
-    gm = GaussianMixture(3, covariance_type=covariance_type, n_init=2, random_state=3).fit(X)
+    gm = GaussianMixture(
+        3, covariance_type=covariance_type, n_init=2, random_state=3, acceleration="squarem"
+    ).fit(X)
     text = json.dumps(gm.to_dict(), allow_nan=False)
     back = GaussianMixture.from_dict(json.loads(text))
     for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
         np.testing.assert_array_equal(getattr(back, name), getattr(gm, name))
     assert back.history_ == gm.history_
+    assert back.history_steps_ == gm.history_steps_ and "squarem" in gm.history_steps_[0]
     assert back.log_likelihood_ == gm.log_likelihood_
     assert back.get_params() == {**gm.get_params()}
     np.testing.assert_array_equal(back.predict_proba(X), gm.predict_proba(X))
     np.testing.assert_array_equal(back.impute(X), gm.impute(X))
     assert back.to_dict() == gm.to_dict()
+
+
+def test_a_model_file_from_before_acceleration_reads_as_plain_em():
+    X = make_mixture(n=200, seed=5).X
+    doc = GaussianMixture(2, random_state=0).fit(X).to_dict()
+    del doc["hyperparameters"]["acceleration"], doc["fit"]["history_steps"]
+    back = GaussianMixture.from_dict(doc)
+    assert back.acceleration is None
+    assert [len(s) for s in back.history_steps_] == [len(h) for h in back.history_]
+    assert all(s[0] == "start" and set(s[1:]) <= {"em"} for s in back.history_steps_)
 
 
 def test_from_dict_rejects_foreign_documents():
