@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "core"))
 
 from mclust_reference import load_dataset  # noqa: E402
-from screening import sample_matrix  # noqa: E402
+from screening import compare_cells, sample_matrix  # noqa: E402
 
 from em_core import configure_threads, select_model  # noqa: E402
 
@@ -55,15 +55,7 @@ def sweep(X, acceleration, options) -> dict:
 def compare(label: str, X, options) -> None:
     plain = sweep(X, None, options)
     fast = sweep(X, "squarem", options)
-    higher = equal = lower = 0
-    for key, ll in plain["cells"].items():
-        other = fast["cells"].get(key)
-        if ll is None or other is None:
-            continue
-        tol = 1e-6 * abs(ll)
-        higher += other > ll + tol
-        lower += other < ll - tol
-        equal += abs(other - ll) <= tol
+    higher, equal, lower = compare_cells(plain["cells"], fast["cells"])
     time_ratio = fast["seconds"] / plain["seconds"]
     estep_ratio = fast["esteps"] / max(plain["esteps"], 1)
     print(

@@ -43,6 +43,21 @@ def sweep(X: np.ndarray, n_screen: int) -> tuple[float, dict]:
     return time.perf_counter() - started, {"cells": cells, "chosen": chosen}
 
 
+def compare_cells(plain: dict, other: dict, rel: float = 1e-6) -> tuple[int, int, int]:
+    """How many candidates end (higher, equal, lower) in ``other`` than in ``plain``, at ``rel``
+    relative tolerance; cells without a fit on either side are left out."""
+    higher = equal = lower = 0
+    for key, ll in plain.items():
+        theirs = other.get(key)
+        if ll is None or theirs is None:
+            continue
+        tol = rel * abs(ll)
+        higher += theirs > ll + tol
+        lower += theirs < ll - tol
+        equal += abs(theirs - ll) <= tol
+    return higher, equal, lower
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
@@ -53,15 +68,7 @@ def main() -> None:
     sweep(X[:2000], 1)  # compile and warm the kernels outside the timings
     plain_s, plain = sweep(X, 1)
     screened_s, screened = sweep(X, args.n_screen)
-    higher = equal = lower = 0
-    for key, ll in plain["cells"].items():
-        other = screened["cells"][key]
-        if ll is None or other is None:
-            continue
-        tol = 1e-6 * abs(ll)
-        higher += other > ll + tol
-        lower += other < ll - tol
-        equal += abs(other - ll) <= tol
+    higher, equal, lower = compare_cells(plain["cells"], screened["cells"])
     print(f"n = {args.n}: plain {plain_s:.1f} s, n_screen={args.n_screen} {screened_s:.1f} s, "
           f"ratio {screened_s / plain_s:.2f}")  # fmt: skip
     print(f"candidates with screening: {higher} higher, {equal} equal, {lower} lower")

@@ -65,6 +65,10 @@ def mclust_seconds(name: str, repeats: int) -> float | None:
     return float(done.stdout.split()[0])
 
 
+def _ratio(seconds: float | None, reference: float | None) -> str:
+    return "-" if seconds is None or reference is None else f"{seconds / reference:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
@@ -80,13 +84,10 @@ def main() -> None:
         one = em_core_seconds(name, 1, args.repeats)
         ten = None if args.skip_n_init_10 else em_core_seconds(name, 10, 1)
 
-        def ratio(t: float | None) -> str:
-            return "-" if t is None or ref is None else f"{t / ref:.1f}"
-
         print(
             f"{name:<18} {f'{X.shape[0]}x{X.shape[1]}':>9} "
-            f"{'-' if ref is None else f'{ref:.2f}':>10} {one:9.2f} {ratio(one):>6} "
-            f"{'-' if ten is None else f'{ten:.2f}':>10} {ratio(ten):>6}",
+            f"{'-' if ref is None else f'{ref:.2f}':>10} {one:9.2f} {_ratio(one, ref):>6} "
+            f"{'-' if ten is None else f'{ten:.2f}':>10} {_ratio(ten, ref):>6}",
             flush=True,
         )
 

@@ -136,7 +136,7 @@ class SegmentModelConfig(dg.Config):
         "data, costs more per candidate).",
     )
     acceleration: Literal["none", "squarem"] = Field(
-        default="none",
+        default="squarem",
         description="EM acceleration of every restart: 'squarem' runs SQUAREM cycles (two plain "
         "EM steps, then a safeguarded extrapolation; the same optimum in fewer E-steps, "
         "bench/acceleration.py); 'none' = plain EM.",

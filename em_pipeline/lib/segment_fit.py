@@ -120,7 +120,7 @@ class SweepSettings:
     prior: str
     min_class_size: int
     n_screen: int = 1
-    acceleration: str = "none"
+    acceleration: str = "squarem"
 
     @classmethod
     def from_config(cls, config: Any) -> SweepSettings:
