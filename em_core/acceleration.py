@@ -82,31 +82,13 @@ class _Cycle:
         run = self.run
         return run.degenerate is not None or run.converged or run.n_iter >= self.max_iter
 
-    def accept(self, params: GMMParams, stats: SufficientStats, step: str) -> bool:
-        """Record ``params`` and their E-step; False (with the reason set) if it ends the run."""
-        run = self.run
-        if not np.isfinite(stats.log_likelihood):
-            run.degenerate = "log-likelihood is not finite"
-            return False
-        run.params = params
-        if step != "start":
-            run.n_iter += 1
-        run.observe(stats, step)
-        empty = empty_component(np.asarray(stats.nk))
-        if empty is not None:
-            run.degenerate, run.empty_component = empty, True
-            return False
-        if step == "em" and abs(run.history[-1] - run.history[-2]) / self.n < self.tol:
-            run.converged = True
-        return True
-
     def plain_step(self, stats: SufficientStats) -> SufficientStats | None:
         """One EM step from the current parameters, whose E-step is ``stats``."""
         new, self.run.degenerate = self.steps.maximize(stats, self.run.params)
         if new is None:
             return None
         new_stats = self.steps.expect(new)
-        return new_stats if self.accept(new, new_stats, "em") else None
+        return new_stats if self.run.take(new, new_stats, "em", self.tol, self.n) else None
 
     def try_extrapolation(self, stats0, stats1, stats2) -> SufficientStats:
         """The E-step the cycle ends on: the extrapolated point's if the safeguard keeps it."""
@@ -127,7 +109,7 @@ class _Cycle:
         if empty_component(np.asarray(new_stats.nk)) is not None:
             self.run.n_rejected += 1
             return stats2
-        self.accept(new, new_stats, "squarem")
+        self.run.take(new, new_stats, "squarem", self.tol, self.n)
         return new_stats
 
 
@@ -150,7 +132,7 @@ def run_squarem(
     run = EMRun(params)
     cycle = _Cycle(steps, run, tol, max_iter)
     stats0 = steps.expect(params)
-    if not cycle.accept(params, stats0, "start"):
+    if not run.take(params, stats0, "start", tol, cycle.n):
         return run
     while not cycle.finished():
         stats1 = cycle.plain_step(stats0)

@@ -108,11 +108,29 @@ class EMRun:
     steps: list[str] = field(default_factory=list)
     n_rejected: int = 0
 
-    def observe(self, stats: SufficientStats, step: str) -> None:
-        """Record the E-step of the current parameters, reached by ``step``."""
+    def take(
+        self, params: GMMParams, stats: SufficientStats, step: str, tol: float, n: float
+    ) -> bool:
+        """Accept ``params`` (reached by ``step``), whose E-step over ``n`` rows gave ``stats``;
+        mark the run converged when a plain step changed the log-likelihood by less than ``tol``
+        per row.
+        False, with ``degenerate`` set, when they end the restart: a non-finite log-likelihood
+        (the parameters are not taken) or an empty component (taken, so the history shows it)."""
+        if not np.isfinite(stats.log_likelihood):
+            self.degenerate = "log-likelihood is not finite"
+            return False
+        self.params = params
+        self.n_iter += step != "start"
         self.history.append(stats.log_likelihood)
         self.entropy = stats.entropy
         self.steps.append(step)
+        empty = empty_component(np.asarray(stats.nk))
+        if empty is not None:
+            self.degenerate, self.empty_component = empty, True
+            return False
+        if step == "em" and abs(self.history[-1] - self.history[-2]) / n < tol:
+            self.converged = True
+        return True
 
     @property
     def n_esteps(self) -> int:
@@ -188,27 +206,13 @@ def run_em(
     only non-finite parameters and empty components count as degenerate.
     """
     steps = EMSteps(source, reg_covar, eigen_floor, column_var, model, prior)
-    n = source.n_samples
     run = EMRun(params)
-    step = "start"
-    while True:
-        stats = steps.expect(run.params)
-        if not np.isfinite(stats.log_likelihood):
-            run.degenerate = "log-likelihood is not finite"
-            break
-        run.observe(stats, step)
-        empty = empty_component(np.asarray(stats.nk))
-        if empty is not None:
-            run.degenerate, run.empty_component = empty, True
-            break
-        if len(run.history) > 1 and abs(run.history[-1] - run.history[-2]) / n < tol:
-            run.converged = True
-            break
-        if run.n_iter == max_iter:
+    new, step = params, "start"
+    while run.take(new, stats := steps.expect(new), step, tol, source.n_samples):
+        if run.converged or run.n_iter == max_iter:
             break
         new, run.degenerate = steps.maximize(stats, run.params)
-        if run.degenerate is not None:
+        if new is None:
             break
-        run.params, step = new, "em"
-        run.n_iter += 1
+        step = "em"
     return run

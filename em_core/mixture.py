@@ -76,7 +76,8 @@ class GaussianMixture:
     n_init : int, default 1
         Number of restarts; the one with the highest log-likelihood among non-degenerate ones is
         kept. With a warm start, restart 0 starts from the given parameters and the others from
-        ``init``, so a warm start races fresh restarts.
+        ``init``, so a warm start races fresh restarts; it is kept unless one beats it by more
+        than the stopping tolerance (``tol`` per row).
     init : {"auto", "hierarchical", "k-means++", "random_from_data"}, default "auto"
         Start of each restart. "hierarchical": mclust's model-based agglomerative clustering
         (Fraley 1998; VVV criterion on the scaled SVD of a seeded subsample of at most
@@ -277,7 +278,7 @@ class GaussianMixture:
         ]
         if not good:
             raise self._no_fit_error(runs, failures)
-        best = max(good, key=lambda i: runs[i].history[-1])
+        best = self._kept_restart(runs, good, warm, source.n_samples)
         run = runs[best]
         self._set_params(run.params)
         self.best_restart_ = best
@@ -294,6 +295,16 @@ class GaussianMixture:
                 stacklevel=2,
             )
         return self
+
+    def _kept_restart(self, runs: list[EMRun], good: list[int], warm: bool, n: int) -> int:
+        """The restart with the highest log-likelihood; a warm start (restart 0) is kept unless a
+        fresh restart beats it by more than the stopping tolerance (``tol`` per row): the same
+        optimum reached again keeps last night's parameters instead of a copy an accelerated run
+        polished a hair further."""
+        best = max(good, key=lambda i: runs[i].history[-1])
+        if warm and 0 in good and runs[best].history[-1] - runs[0].history[-1] <= self.tol * n:
+            return 0
+        return best
 
     def _run_em(
         self, source: ChunkSource, params0: GMMParams, column_var: FloatArray, max_iter: int

@@ -112,3 +112,26 @@ def test_a_bad_acceleration_is_refused_naming_the_option():
         GaussianMixture(2, acceleration="fast").fit(X)
     with pytest.raises(ValueError, match="acceleration"):
         select_model(X, range(1, 3), acceleration="aitken")
+
+
+def test_a_warm_start_at_the_optimum_is_kept_against_the_same_optimum_polished():
+    """Last night's optimum raced by accelerated fresh restarts that find the same optimum (to
+    the stopping tolerance) stays the kept restart; a clearly better fresh restart still wins."""
+    X = _data(0.0)
+    n = X.shape[0]
+    champion = GaussianMixture(3, random_state=0, n_init=3).fit(X)
+    start = dict(
+        weights_init=champion.weights_, means_init=champion.means_,
+        precisions_init=champion.precisions_,
+    )  # fmt: skip
+    gm = GaussianMixture(3, random_state=0, n_init=3, acceleration="squarem", **start).fit(X)
+    assert gm.best_restart_ == 0 and gm.restarts_[0]["init"] == "warm"
+    best_fresh = max(r["log_likelihood"] for r in gm.restarts_[1:])
+    assert best_fresh - gm.log_likelihood_ <= gm.tol * n
+    # a poor warm start (one component on two clusters) loses to the fresh restarts
+    collapsed = np.repeat(champion.means_[:1], 3, axis=0) + np.array([[0.0], [1e-3], [2e-3]])
+    poor = dict(start, means_init=collapsed)
+    gm = GaussianMixture(3, random_state=0, n_init=3, acceleration="squarem", max_iter=2, **poor)
+    gm.fit(X)
+    assert gm.best_restart_ != 0
+    assert gm.log_likelihood_ > gm.restarts_[0]["log_likelihood"] + gm.tol * n
