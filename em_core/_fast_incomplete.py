@@ -55,7 +55,6 @@ result is deterministic for a given block size.
 from __future__ import annotations
 
 import math
-import types
 
 import numpy as np
 
@@ -66,13 +65,14 @@ from ._fast_kernels import (
     HAVE_NUMBA,
     _finish_stats,
     _stats_buffers,
+    compiled_variants,
+    n_chunks,
     run_variant,
 )
 
 __all__ = ["HAVE_NUMBA", "incomplete_log_resp", "incomplete_stats", "pattern_order"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-_MAX_CHUNKS = 64
 _MIN_BLOCKS_PER_CHUNK = 4
 #: Runs of at most this many rows sharing a pattern are filled row by row (``_fill_rows_full``).
 _SHORT_RUN = 6
@@ -904,26 +904,13 @@ if HAVE_NUMBA:  # pragma: no branch
             ent_o[c] = ent
         return ll_o, ent_o
 
-    def _compiled(func, name, parallel):
-        # numba's on-disk cache is keyed by the qualified name, not the flags (see _fast_kernels)
-        clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
-        clone.__qualname__ = name
-        return njit(parallel=parallel, **_JIT)(clone)
-
-    _grouped_parallel = _compiled(_grouped_kernel, "_grouped_parallel", True)
-    _grouped_serial = _compiled(_grouped_kernel, "_grouped_serial", False)
-    _masked_parallel = _compiled(_masked_kernel, "_masked_parallel", True)
-    _masked_serial = _compiled(_masked_kernel, "_masked_serial", False)
+    _grouped_parallel, _grouped_serial = compiled_variants(_grouped_kernel, "_grouped")
+    _masked_parallel, _masked_serial = compiled_variants(_masked_kernel, "_masked")
 
 
 # --------------------------------------------------------------------------------------------
 # Python side
 # --------------------------------------------------------------------------------------------
-def _n_chunks(n, block):
-    n_blocks = max(1, -(-n // block))
-    return max(1, min(_MAX_CHUNKS, n_blocks // _MIN_BLOCKS_PER_CHUNK))
-
-
 def _spread_order(nchunks):
     """A fixed permutation of ``range(nchunks)`` whose contiguous ranges sample the whole range
     (stride ≈ 0.618·nchunks, coprime to it)."""
@@ -980,7 +967,7 @@ def _prepare(X, log_weights, means, precisions_chol, covariance_type, shift):
 def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, presorted):
     n, d = X.shape
     K = lw.shape[0]
-    nchunks = _n_chunks(n, block)
+    nchunks = n_chunks(n, block, _MIN_BLOCKS_PER_CHUNK)
     nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, want_stats)
     if want_resp:
         lpn, lr = np.empty(n), np.empty((n, K))

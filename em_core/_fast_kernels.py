@@ -107,6 +107,19 @@ _JIT_REDUCE_OPTS = {**_JIT_OPTS, "fastmath": _FASTMATH_REDUCE}
 _PARALLEL_LOCK = threading.Lock()
 
 
+def compiled_variants(func, base):
+    """The parallel and the serial compilation of one kernel, named ``<base>_parallel`` and
+    ``<base>_serial``: numba's on-disk cache is keyed by the function's qualified name, not by
+    its flags, so the two need distinct names or they overwrite each other."""
+    variants = []
+    for kind in ("parallel", "serial"):
+        name = f"{base}_{kind}"
+        clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+        clone.__qualname__ = name
+        variants.append(njit(parallel=kind == "parallel", **_JIT_OPTS)(clone))
+    return tuple(variants)
+
+
 # --------------------------------------------------------------------------------------------
 # Parameter preparation (shared by both back-ends)
 # --------------------------------------------------------------------------------------------
@@ -208,9 +221,11 @@ def _centre(const, means, Pd, shift, mode):
     return _Centre(g, near, bool(np.any(~near)), mc, cshift)
 
 
-def _n_chunks(n, block):
+def n_chunks(n, block, min_blocks_per_chunk=_MIN_BLOCKS_PER_CHUNK):
+    """Row chunks of an E-step over ``n`` rows: one per ``min_blocks_per_chunk`` blocks, at
+    least 1 and at most ``_MAX_CHUNKS`` (each chunk has its own accumulators)."""
     n_blocks = max(1, -(-n // block))
-    return max(1, min(_MAX_CHUNKS, n_blocks // _MIN_BLOCKS_PER_CHUNK))
+    return max(1, min(_MAX_CHUNKS, n_blocks // min_blocks_per_chunk))
 
 
 def _stats_buffers(nchunks, K, d, mode, want_stats):
@@ -863,15 +878,7 @@ if HAVE_NUMBA:
             ent_o[c] = ent
         return ll_o, ent_o
 
-    def _compiled(func, name, parallel):
-        # numba's on-disk cache is keyed by the function's qualified name, not by its flags: the
-        # serial and the parallel variant need distinct names or they overwrite each other.
-        clone = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
-        clone.__qualname__ = name
-        return njit(parallel=parallel, **_JIT_OPTS)(clone)
-
-    _estep_parallel = _compiled(_estep_kernel, "_estep_parallel", True)
-    _estep_serial = _compiled(_estep_kernel, "_estep_serial", False)
+    _estep_parallel, _estep_serial = compiled_variants(_estep_kernel, "_estep")
 
 
 def run_variant(parallel_kernel, serial_kernel, args, parallel, nchunks):
@@ -897,7 +904,7 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     X, const, means, P, Pd, mP, mode, tri, order = prep
     n, d = X.shape
     K = const.shape[0]
-    nchunks = _n_chunks(n, block)
+    nchunks = n_chunks(n, block)
     nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, want_stats)
     if want_resp:
         lpn, lr = np.empty(n), np.empty((n, K))
@@ -956,7 +963,7 @@ def _complete_stats_numpy(X, prep, shift, block):
     X, const, means, P, Pd, mP, mode, _tri, _order = prep
     n, d = X.shape
     K = const.shape[0]
-    nchunks = _n_chunks(n, block)
+    nchunks = n_chunks(n, block)
     n_blocks = max(1, -(-n // block))
     bpc = -(-n_blocks // nchunks)
     nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, True)
