@@ -27,15 +27,12 @@ import numpy as np
 from ._typing import FloatArray
 from .em import EMRun, EMSteps, empty_component
 from .params import GMMParams
-from .prior import Prior
-from .sources import ChunkSource
 from .suffstats import SufficientStats, scatter_of
 
 
-def _summary(stats: SufficientStats) -> tuple[FloatArray, FloatArray, FloatArray]:
+def _summary(stats: SufficientStats, n: float) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(n_k / n, ȳ_k, W_k / n): the shift-free point SQUAREM extrapolates."""
     s = scatter_of(stats)
-    n = float(np.sum(stats.nk))
     return stats.nk / n, s.ybar, s.W / n
 
 
@@ -92,7 +89,7 @@ class _Cycle:
 
     def try_extrapolation(self, stats0, stats1, stats2) -> SufficientStats:
         """The E-step the cycle ends on: the extrapolated point's if the safeguard keeps it."""
-        point = _extrapolate(_summary(stats0), _summary(stats1), _summary(stats2))
+        point = _extrapolate(*(_summary(s, self.n) for s in (stats0, stats1, stats2)))
         if point is None or point[0].min() <= 0.0:
             return stats2
         if not _positive_semidefinite(point[2]):
@@ -113,22 +110,10 @@ class _Cycle:
         return new_stats
 
 
-def run_squarem(
-    source: ChunkSource,
-    params: GMMParams,
-    *,
-    tol: float,
-    max_iter: int,
-    reg_covar: float,
-    eigen_floor: float,
-    column_var: FloatArray,
-    model: str | None = None,
-    prior: Prior | None = None,
-) -> EMRun:
+def run_squarem(steps: EMSteps, params: GMMParams, *, tol: float, max_iter: int) -> EMRun:
     """EM from ``params`` accelerated by SQUAREM cycles (two plain steps, one safeguarded
     extrapolation); same arguments, stopping rule and failure handling as :func:`em_core.em.run_em`.
     ``max_iter`` bounds the accepted steps, plain and extrapolated."""
-    steps = EMSteps(source, reg_covar, eigen_floor, column_var, model, prior)
     run = EMRun(params)
     cycle = _Cycle(steps, run, tol, max_iter)
     stats0 = steps.expect(params)

@@ -185,30 +185,19 @@ class EMSteps:
         return (None, reason) if reason is not None else (new, None)
 
 
-def run_em(
-    source: ChunkSource,
-    params: GMMParams,
-    *,
-    tol: float,
-    max_iter: int,
-    reg_covar: float,
-    eigen_floor: float,
-    column_var: FloatArray,
-    model: str | None = None,
-    prior: Prior | None = None,
-) -> EMRun:
+def run_em(steps: EMSteps, params: GMMParams, *, tol: float, max_iter: int) -> EMRun:
     """Iterate E- and M-steps from ``params`` until |Δ log-likelihood| / n < tol or max_iter.
 
-    ``model`` is one of mclust's 14 (default: the kernel's own), ``prior`` makes the M-step the
-    posterior mode. A Cholesky failure, an empty component (:func:`empty_component`, with or
-    without a prior) or, without a prior, a degenerate component ends the restart early with
-    ``degenerate`` set to the reason; its parameters are then the last valid ones. With a prior
-    only non-finite parameters and empty components count as degenerate.
+    ``steps`` holds the source, the model (one of mclust's 14; default the kernel's own) and
+    the prior, which makes the M-step the posterior mode. A Cholesky failure, an empty
+    component (:func:`empty_component`, with or without a prior) or, without a prior, a
+    degenerate component ends the restart early with ``degenerate`` set to the reason; its
+    parameters are then the last valid ones. With a prior only non-finite parameters and empty
+    components count as degenerate.
     """
-    steps = EMSteps(source, reg_covar, eigen_floor, column_var, model, prior)
     run = EMRun(params)
     new, step = params, "start"
-    while run.take(new, stats := steps.expect(new), step, tol, source.n_samples):
+    while run.take(new, stats := steps.expect(new), step, tol, steps.source.n_samples):
         if run.converged or run.n_iter == max_iter:
             break
         new, run.degenerate = steps.maximize(stats, run.params)

@@ -14,7 +14,7 @@ from ._validation import (
     check_random_state,
 )
 from .acceleration import run_squarem
-from .em import MIN_COMPONENT_SIZE, EMRun, run_em
+from .em import MIN_COMPONENT_SIZE, EMRun, EMSteps, run_em
 from .estep import (
     _responsibilities,
     group_by_pattern,
@@ -310,11 +310,10 @@ class GaussianMixture:
         self, source: ChunkSource, params0: GMMParams, column_var: FloatArray, max_iter: int
     ) -> EMRun:
         run = run_squarem if self.acceleration == "squarem" else run_em
-        return run(
-            source, params0, tol=self.tol, max_iter=max_iter, reg_covar=self.reg_covar,
-            eigen_floor=self.eigen_floor, column_var=column_var, model=self.model_,
-            prior=self.prior_,
-        )  # fmt: skip
+        steps = EMSteps(
+            source, self.reg_covar, self.eigen_floor, column_var, self.model_, self.prior_
+        )
+        return run(steps, params0, tol=self.tol, max_iter=max_iter)
 
     def _screened_run(
         self, source: ChunkSource, rng: np.random.Generator, moments: ColumnMoments, name: str
