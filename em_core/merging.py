@@ -52,14 +52,16 @@ DEMP_STOPS: tuple[DempStop, ...] = ("gap", "cutoff")
 class MergeStep:
     """One merge: groups ``kept`` and ``absorbed`` (indices into the components' groups, named by
     their smallest component) became one, leaving ``n_segments``; ``value`` is the criterion of
-    the pair (DEMP: the misclassification probability; entropy: the entropy decrease) and
-    ``entropy`` the posterior entropy EN after the merge."""
+    the pair (DEMP: the misclassification probability; entropy: the entropy decrease),
+    ``entropy`` the posterior entropy EN after the merge and ``forced`` whether the merge was
+    made because a group was below ``min_share`` rather than for its value."""
 
     n_segments: int
     kept: int
     absorbed: int
     value: float
     entropy: float
+    forced: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def merge_components(
     cutoff: float | None = None,
     n_segments: int | None = None,
     stop: DempStop = "cutoff",
+    min_share: float = 0.0,
 ) -> MergeResult:
     """Merge the components whose posteriors are ``resp`` (n, K) into segments.
 
@@ -129,6 +132,11 @@ def merge_components(
     chosen level is ``n_segments`` if given, else for "demp" the level ``stop`` picks among those
     whose merges all had DEMP ≥ ``cutoff`` (default ``DEMP_CUTOFF``; "cutoff": the last of them,
     "gap": the one after the largest relative drop) and for "entropy" the elbow of EN.
+
+    ``min_share``: a group whose expected share of the rows, Σ_i τ_is / n, is below it cannot
+    be a segment. While one exists, the next merge is forced: the smallest such group joins the
+    group it scores best with (its nearest by the criterion). Forced merges come first on the path
+    and are always taken, whatever ``cutoff`` or the elbow say.
     """
     resp = _check_resp(resp)
     if method not in MERGE_METHODS:
@@ -141,13 +149,17 @@ def merge_components(
         raise ValueError(f"cutoff must be in [0, 1], got {cutoff}")
     if stop not in DEMP_STOPS:
         raise ValueError(f"stop must be one of {DEMP_STOPS}, got {stop!r}")
-    path, entropies = _greedy_path(resp, demp if method == "demp" else entropy_decrease)
+    if not 0.0 <= min_share < 1.0:
+        raise ValueError(f"min_share must be in [0, 1), got {min_share}")
+    score = demp if method == "demp" else entropy_decrease
+    path, entropies = _greedy_path(resp, score, min_share)
+    n_forced = sum(step.forced for step in path)
     if n_segments is not None:
         chosen = n_segments
     elif method == "demp":
-        chosen = _demp_level(path, k, cutoff, stop)
+        chosen = _demp_level(path[n_forced:], k - n_forced, cutoff, stop)
     else:
-        chosen = elbow(entropies)
+        chosen = min(elbow(entropies), k - n_forced)
     groups = _groups_at(k, path, chosen)
     mapping = [0] * k
     for s, members in enumerate(groups):
@@ -156,10 +168,13 @@ def merge_components(
     return MergeResult(method, mapping, len(groups), path, entropies)
 
 
-def _greedy_path(resp: FloatArray, score) -> tuple[list[MergeStep], list[float]]:
-    """Merge the best-scoring pair of groups until one is left. Groups are named by their smallest
-    component; a merge only rescores the pairs of the merged group. Returns the steps and EN at
-    1..K segments."""
+def _greedy_path(
+    resp: FloatArray, score, min_share: float = 0.0
+) -> tuple[list[MergeStep], list[float]]:
+    """Merge the best-scoring pair of groups until one is left; while a group's share is below
+    ``min_share``, only pairs with the smallest such group compete. Groups are named by their
+    smallest component; a merge only rescores the pairs of the merged group. Returns the steps
+    and EN at 1..K segments."""
     columns = resp.copy()
     alive = list(range(resp.shape[1]))
     values = {(a, b): score(columns, a, b) for a in alive for b in alive if a < b}
@@ -167,7 +182,9 @@ def _greedy_path(resp: FloatArray, score) -> tuple[list[MergeStep], list[float]]
     entropies = [en]
     path: list[MergeStep] = []
     while len(alive) > 1:
-        (a, b), value = max(values.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
+        small = _smallest_below(columns, alive, min_share)
+        pool = values if small is None else {p: v for p, v in values.items() if small in p}
+        (a, b), value = max(pool.items(), key=lambda item: (item[1], -item[0][0], -item[0][1]))
         before = posterior_entropy(columns[:, [a, b]])
         columns[:, a] += columns[:, b]
         en += posterior_entropy(columns[:, [a]]) - before
@@ -176,9 +193,16 @@ def _greedy_path(resp: FloatArray, score) -> tuple[list[MergeStep], list[float]]
         values.update(
             {(min(a, c), max(a, c)): score(columns, min(a, c), max(a, c)) for c in alive if c != a}
         )
-        path.append(MergeStep(len(alive), a, b, float(value), en))
+        path.append(MergeStep(len(alive), a, b, float(value), en, small is not None))
         entropies.append(en)
     return path, entropies[::-1]
+
+
+def _smallest_below(columns: FloatArray, alive: list[int], min_share: float) -> int | None:
+    """The alive group with the smallest expected share if that share is below ``min_share``."""
+    shares = columns[:, alive].sum(axis=0) / columns.shape[0]
+    smallest = int(np.argmin(shares))
+    return alive[smallest] if shares[smallest] < min_share else None
 
 
 def _demp_level(path: list[MergeStep], k: int, cutoff: float, stop: str) -> int:

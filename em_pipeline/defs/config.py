@@ -158,6 +158,16 @@ class SegmentModelConfig(dg.Config):
         "(mutual majority); the merge path goes to MLflow. 'components': each component is a "
         "segment (BIC adds components as the customer base grows).",
     )
+    min_segment_share: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="With segments='merged': a group of components whose expected share of the "
+        "customers is below this cannot be a segment and is merged first into the group it "
+        "overlaps most (DEMP), whatever the cutoff says (the merge path marks it 'forced'). Keep "
+        "it at the min_segment_share check's min_share, so the gate only catches what the merge "
+        "could not fix. 0 = off.",
+    )
     dequantize: bool = Field(
         default=True,
         description="Fit the mixture to each value dequantised within its rounding unit "

@@ -376,17 +376,18 @@ def _em_core_version() -> str:
 
 def merged_assignment(
     model: Any, inputs: ModelInputs, snapshot: pd.DataFrame, champion: Any | None,
-    schema: CustomerSchema, run_date: str,
+    schema: CustomerSchema, run_date: str, *, min_share: float = 0.0,
 ) -> tuple[Any, Any, pd.DataFrame]:  # fmt: skip
     """Merge tonight's components into segments (DEMP, :mod:`em_core.merging`, on the posteriors
-    of the data the mixture was fitted to) and give them stable ids against the champion's
-    segments from the posteriors of the recorded values; also the merge path as a table."""
+    of the data the mixture was fitted to; groups below ``min_share`` merged first) and give them
+    stable ids against the champion's segments from the posteriors of the recorded values; also
+    the merge path as a table."""
     from em_core.merging import merge_components
     from em_pipeline.lib.stable_ids import assign_merged_segment_ids
 
     resp = model.predict_proba(inputs.X)
     fitted = resp if inputs.X_fit is inputs.X else model.predict_proba(inputs.X_fit)
-    merged = merge_components(fitted)
+    merged = merge_components(fitted, min_share=min_share)
     champion_posteriors = None if champion is None else champion.bundle.probabilities(snapshot)
     assignment = assign_merged_segment_ids(
         model, merged.component_segment, merged.posteriors(resp),
@@ -394,7 +395,7 @@ def merged_assignment(
         registry=None if champion is None else champion.registry,
     )  # fmt: skip
     rows = [{"n_segments": model.n_components, "kept": None, "absorbed": None, "value": None,
-             "entropy": merged.entropies[-1]}]  # fmt: skip
+             "entropy": merged.entropies[-1], "forced": False}]  # fmt: skip
     rows += [vars(step) for step in merged.path]
     table = pd.DataFrame(rows).astype({"value": "float64", "entropy": "float64"})
     table["chosen"] = table["n_segments"] == merged.n_segments

@@ -77,6 +77,42 @@ def test_a_skewed_cluster_fitted_by_several_components_ends_in_one_segment():
     assert adjusted_rand_index(truth, result.posteriors(resp).argmax(1)) == 1.0
 
 
+def _three_clusters_and_a_speck() -> tuple[np.ndarray, np.ndarray]:
+    """Three clusters of 600 and a well-separated speck of 15 (0.8 %) nearest to cluster 1."""
+    rng = np.random.default_rng(4)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [16.0, 0.0]])
+    sizes = [600, 600, 600, 15]
+    X = np.vstack([rng.normal(size=(m, 2)) * 0.7 + c for m, c in zip(sizes, centers, strict=True)])
+    return X, np.repeat(np.arange(4), sizes)
+
+
+@pytest.mark.parametrize("method", ["demp", "entropy"])
+def test_a_group_below_min_share_joins_its_nearest_group_first(method):
+    X, truth = _three_clusters_and_a_speck()
+    gm = GaussianMixture(4, random_state=0, prior="default").fit(X)
+    resp = gm.predict_proba(X)
+    speck = int(np.bincount(resp.argmax(1)[truth == 3], minlength=4).argmax())
+    nearest = int(np.bincount(resp.argmax(1)[truth == 1], minlength=4).argmax())
+    if method == "demp":
+        assert merge_components(resp, method).n_segments == 4  # far apart: no DEMP merge
+    result = merge_components(resp, method, min_share=0.02)
+    first = result.path[0]
+    assert first.forced and {first.kept, first.absorbed} == {speck, nearest}
+    assert not any(step.forced for step in result.path[1:])
+    assert result.component_segment[speck] == result.component_segment[nearest]
+    shares = result.posteriors(resp).mean(axis=0)
+    assert result.n_segments == 3 and shares.min() >= 0.02
+    merged_truth = np.where(truth == 3, 1, truth)
+    assert adjusted_rand_index(merged_truth, result.posteriors(resp).argmax(1)) == 1.0
+
+
+def test_min_share_zero_leaves_the_path_unforced():
+    rng = np.random.default_rng(5)
+    resp = rng.dirichlet(np.ones(6) * 0.3, size=200)
+    plain, zero = merge_components(resp), merge_components(resp, min_share=0.0)
+    assert plain == zero and not any(step.forced for step in plain.path)
+
+
 def test_a_fixed_number_of_segments_cuts_the_same_path():
     rng = np.random.default_rng(2)
     resp = rng.dirichlet(np.ones(6), size=300)
@@ -151,6 +187,8 @@ def test_elbow_of_a_two_piece_line():
         (np.full((3, 2), 0.5), {"n_segments": 3}, "n_segments"),
         (np.full((3, 2), 0.5), {"cutoff": 2.0}, "cutoff"),
         (np.full((3, 2), 0.5), {"stop": "never"}, "stop"),
+        (np.full((3, 2), 0.5), {"min_share": 1.0}, "min_share"),
+        (np.full((3, 2), 0.5), {"min_share": -0.1}, "min_share"),
     ],
 )
 def test_bad_input_is_named(resp, kwargs, message):

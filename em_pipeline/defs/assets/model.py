@@ -121,8 +121,9 @@ def segment_model(
         merge_table = None
         if config.segments == "merged":
             assignment, merged, merge_table = merged_assignment(
-                outcome.result.best, inputs, snapshot, champion, schema, run_date
-            )
+                outcome.result.best, inputs, snapshot, champion, schema, run_date,
+                min_share=config.min_segment_share,
+            )  # fmt: skip
             context.log.info(f"{k} components merged into {merged.n_segments} segments (DEMP)")
         else:
             assignment = assign_segment_ids(
