@@ -148,6 +148,7 @@ def select_model(
     warm_start: GaussianMixture | None = None,
     n_jobs: int = 1,
     min_class_size: int = 0,
+    k_limit: int | None = None,
     **gm_kwargs: Any,
 ) -> SelectionResult:
     """Fit every (K, covariance type) candidate and pick the best by ``criterion``.
@@ -166,6 +167,13 @@ def select_model(
     (e.g. ``prior="default"`` for MAP fits, mclust's ``priorControl()``); they are validated
     before the first fit. ``covariance_types`` takes mclust's model names, scikit-learn's
     aliases, or ``"all"`` for mclust's 14 models; each row records ``model`` (the mclust name).
+
+    ``k_limit``: when the chosen candidate has the largest K tried of its covariance type, that
+    type is also tried at the next ``EXTENSION_STEP`` values of K, and again while the choice
+    stays at the top, up to ``k_limit`` (None = never). For a mixture whose components are merged
+    into clusters afterwards (:mod:`em_core.merging`) a K range that stops BIC short leaves
+    components straddling clusters that no merge can undo. The added candidates follow the others
+    in ``table`` (same seeds as if they had been in ``n_components``).
 
     ``warm_start`` (a fitted model, e.g. last night's champion): the candidate with its
     (n_components, covariance_type) gets one extra restart that starts from its parameters and
@@ -211,50 +219,43 @@ def select_model(
     if ks[0] > n:
         raise ValueError(f"X has {n} rows, fewer than the smallest n_components={ks[0]}")
 
-    candidates = [(k, ct) for ct in cov_types for k in ks]
-    warm_key = None
     if warm_start is not None:
-        warm_key = (int(warm_start.means_.shape[0]), canonical_model(warm_start.covariance_type))
         n_features = X.n_features if is_source else X.shape[1]
         if warm_start.means_.shape[1] != n_features:
             raise ValueError(
                 f"warm_start has {warm_start.means_.shape[1]} features, the data {n_features}"
             )
-    tasks = []
-    for k, ct in candidates:
-        seed = None if random_state is None else candidate_seed(random_state, k, ct)
-        kwargs = dict(gm_kwargs, n_init=n_init, random_state=seed)
-        warm = (k, canonical_model(ct)) == warm_key
-        if warm:
-            kwargs.update(
-                weights_init=warm_start.weights_,
-                means_init=warm_start.means_,
-                precisions_init=warm_start.precisions_,
-                n_init=n_init + 1,
-            )
-        tasks.append((n, k, ct, warm, kwargs))
-    results: Iterator[tuple[int, tuple[dict[str, Any], GaussianMixture | None]]]
-    workers = min(workers, len(tasks))
-    payload = pickled_or_none(X) if workers > 1 else None
-    if payload is None:
-        results = ((i, _fit_candidate(X, *task)) for i, task in enumerate(tasks))
-    else:
-        order = sorted(
-            range(len(tasks)),
-            key=lambda i: (-tasks[i][1], _COST_RANK[kernel_type(tasks[i][2])], i),
-        )
-        results = map_in_processes(_fit_candidate, payload, tasks, order, workers)
-    rows: dict[int, dict[str, Any]] = {}
-    fitted: dict[int, GaussianMixture | None] = {}
-    for index, (row, gm) in results:
-        row["reason"] = _eligibility(row, criterion, min_class_size)
-        row["eligible"] = row["reason"] is None
-        rows[index], fitted[index] = row, gm
-        if callback is not None:
-            callback({"index": index, "total": len(candidates), **row})
-    table = [rows[i] for i in range(len(candidates))]
-    models = {key: fitted[i] for i, key in enumerate(candidates)}
+    if k_limit is not None and (isinstance(k_limit, bool) or not isinstance(k_limit, int)):
+        raise ValueError(f"k_limit must be an int or None, got {k_limit!r}")
+    sweep = _Sweep(X, n, n_init, random_state, gm_kwargs, warm_start, workers)
+    table: list[dict[str, Any]] = []
+    models: dict[tuple[int, str], GaussianMixture | None] = {}
+    candidates = [(k, ct) for ct in cov_types for k in ks]
+    while candidates:
+        start, rows, fitted = len(table), {}, {}
+        for i, (row, gm) in sweep.fit(candidates):
+            row["reason"] = _eligibility(row, criterion, min_class_size)
+            row["eligible"] = row["reason"] is None
+            rows[i], fitted[i] = row, gm
+            if callback is not None:
+                callback({"index": start + i, "total": start + len(candidates), **row})
+        table += [rows[i] for i in range(len(candidates))]
+        models.update({key: fitted[i] for i, key in enumerate(candidates)})
+        best_index = _best_index(table, criterion)
+        candidates = _extension(table[best_index], models, min(k_limit or 0, n))
+    best_row = table[best_index]
+    best = models[(best_row["n_components"], best_row["covariance_type"])]
+    if not best.converged_:
+        _finish(best, X, n, best_row)
+    return SelectionResult(criterion, table, best, best_index, models)
 
+
+#: Candidates added per round when the chosen K is the largest tried (see ``k_limit``).
+EXTENSION_STEP = 2
+
+
+def _best_index(table: list[dict[str, Any]], criterion: Criterion) -> int:
+    """The eligible row with the lowest criterion (the first on ties)."""
     scored = [i for i, row in enumerate(table) if row["eligible"]]
     if not scored:
         raise DegenerateFitError(
@@ -263,12 +264,67 @@ def select_model(
                 f"K={r['n_components']} {r['covariance_type']}: {r['reason']}" for r in table
             )
         )
-    best_index = min(scored, key=lambda i: (table[i][criterion], i))
-    best_row = table[best_index]
-    best = models[(best_row["n_components"], best_row["covariance_type"])]
-    if not best.converged_:
-        _finish(best, X, n, best_row)
-    return SelectionResult(criterion, table, best, best_index, models)
+    return min(scored, key=lambda i: (table[i][criterion], i))
+
+
+def _extension(
+    best: dict[str, Any], models: dict[tuple[int, str], Any], k_limit: int
+) -> list[tuple[int, str]]:
+    """The next candidates when the chosen one has the largest K tried of its covariance type:
+    that type at the next ``EXTENSION_STEP`` values of K, up to ``k_limit``; else none."""
+    cov = best["covariance_type"]
+    top = max(k for k, ct in models if ct == cov)
+    if best["n_components"] < top or top >= k_limit:
+        return []
+    return [(k, cov) for k in range(top + 1, min(top + EXTENSION_STEP, k_limit) + 1)]
+
+
+class _Sweep:
+    """Fits lists of candidates of one sweep: each with its own seed (``candidate_seed``), the
+    warm start raced in the candidate of its (K, model), serially or in worker processes (the
+    data pickled once, the expensive candidates submitted first)."""
+
+    def __init__(
+        self, X: Any, n: int, n_init: int, random_state: int | None,
+        gm_kwargs: dict[str, Any], warm_start: GaussianMixture | None, workers: int,
+    ) -> None:  # fmt: skip
+        self.X, self.n, self.n_init, self.random_state = X, n, n_init, random_state
+        self.gm_kwargs, self.warm_start, self.workers = gm_kwargs, warm_start, workers
+        self.warm_key = None
+        if warm_start is not None:
+            k = int(warm_start.means_.shape[0])
+            self.warm_key = (k, canonical_model(warm_start.covariance_type))
+        self._payload: bytes | None = None
+        self._pickled = False
+
+    def _task(self, k: int, ct: str) -> tuple:
+        seed = None if self.random_state is None else candidate_seed(self.random_state, k, ct)
+        kwargs = dict(self.gm_kwargs, n_init=self.n_init, random_state=seed)
+        warm = (k, canonical_model(ct)) == self.warm_key
+        if warm:
+            kwargs.update(
+                weights_init=self.warm_start.weights_,
+                means_init=self.warm_start.means_,
+                precisions_init=self.warm_start.precisions_,
+                n_init=self.n_init + 1,
+            )
+        return (self.n, k, ct, warm, kwargs)
+
+    def fit(
+        self, candidates: list[tuple[int, str]]
+    ) -> Iterator[tuple[int, tuple[dict[str, Any], GaussianMixture | None]]]:
+        """(index into ``candidates``, (row, model)) per candidate, in completion order."""
+        tasks = [self._task(k, ct) for k, ct in candidates]
+        workers = min(self.workers, len(tasks))
+        if workers > 1 and not self._pickled:
+            self._payload, self._pickled = pickled_or_none(self.X), True
+        if workers <= 1 or self._payload is None:
+            return ((i, _fit_candidate(self.X, *task)) for i, task in enumerate(tasks))
+        order = sorted(
+            range(len(tasks)),
+            key=lambda i: (-tasks[i][1], _COST_RANK[kernel_type(tasks[i][2])], i),
+        )
+        return map_in_processes(_fit_candidate, self._payload, tasks, order, workers)
 
 
 #: The chosen candidate's EM may run on for this many times ``max_iter`` more M-steps.

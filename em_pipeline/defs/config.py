@@ -109,6 +109,16 @@ class SegmentModelConfig(dg.Config):
 
     k_min: int = Field(default=1, ge=1, description="Smallest number of segments K tried.")
     k_max: int = Field(default=8, ge=1, description="Largest number of segments K tried.")
+    k_limit: int | None = Field(
+        default=16,
+        ge=1,
+        description="With segments='merged': when BIC chooses K = k_max, the chosen covariance "
+        "type is also tried at K+1, K+2, and so on two at a time while BIC keeps choosing the "
+        "largest K tried, up to this (em_core select_model(k_limit)). Components are merged "
+        "into segments, so more components do not mean more segments, and too few leave "
+        "components straddling segments. None = the range k_min..k_max only (always so with "
+        "segments='components').",
+    )
     covariance_types: list[str] = Field(
         default=["full", "diag", "spherical", "tied"],
         description="Covariance models tried: mclust's EII ... VVV or the aliases full (VVV), "

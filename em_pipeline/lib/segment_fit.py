@@ -121,6 +121,7 @@ class SweepSettings:
     min_class_size: int
     n_screen: int = 1
     acceleration: str = "squarem"
+    k_limit: int | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> SweepSettings:
@@ -131,7 +132,7 @@ class SweepSettings:
             tuple(dict.fromkeys(config.covariance_types)),
             config.criterion, config.n_init, config.seed, config.tol, config.max_iter,
             config.reg_covar, config.init, config.prior, config.min_class_size, config.n_screen,
-            config.acceleration,
+            config.acceleration, config.k_limit if config.segments == "merged" else None,
         )  # fmt: skip
 
     def fit_params(self) -> dict[str, Any]:
@@ -141,13 +142,19 @@ class SweepSettings:
             "n_init": self.n_init, "init": self.init, "prior": self.prior, "seed": self.seed,
             "criterion": self.criterion, "min_class_size": self.min_class_size,
             "n_screen": self.n_screen, "acceleration": self.acceleration,
+            "k_limit": self.k_limit,
         }  # fmt: skip
 
     def describe(self, X: np.ndarray, where: str, run_id: str) -> str:
         ks, covs = self.n_components, self.covariance_types
+        more = (
+            ""
+            if self.k_limit is None
+            else f" (the chosen type up to K={self.k_limit} while BIC chooses the top)"
+        )
         return (
             f"model selection: K in {ks[0]}..{ks[-1]} x {list(covs)} = {len(ks) * len(covs)} "
-            f"candidates, {self.n_init} restart(s) each, on {X.shape[0]} customers x "
+            f"candidates{more}, {self.n_init} restart(s) each, on {X.shape[0]} customers x "
             f"{X.shape[1]} features ({int(np.isnan(X).sum())} missing cells marginalised) on "
             f"{where}; MLflow run {run_id}"
         )
@@ -163,7 +170,7 @@ class SweepSettings:
             callback=callback, tol=self.tol, max_iter=self.max_iter, reg_covar=self.reg_covar,
             init=self.init, prior=None if self.prior == "none" else self.prior,
             warm_start=warm, n_jobs=n_jobs, min_class_size=self.min_class_size,
-            n_screen=self.n_screen,
+            n_screen=self.n_screen, k_limit=self.k_limit,
             acceleration=None if self.acceleration == "none" else self.acceleration,
         )  # fmt: skip
         return SweepOutcome.of(result)

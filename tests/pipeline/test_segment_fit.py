@@ -70,10 +70,13 @@ def test_settings_from_config_and_the_progress_line():
     config = SimpleNamespace(
         k_min=2, k_max=4, covariance_types=["full", "diag", "full"], criterion="bic", n_init=2,
         seed=0, tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none",
-        min_class_size=1, n_screen=3, acceleration="squarem",
+        min_class_size=1, n_screen=3, acceleration="squarem", segments="merged", k_limit=16,
     )  # fmt: skip
     settings = SweepSettings.from_config(config)
     assert settings.fit_params()["acceleration"] == "squarem"
+    assert settings.k_limit == 16 and "up to K=16" in settings.describe(np.ones((3, 1)), "", "")
+    components = SimpleNamespace(**{**vars(config), "segments": "components"})
+    assert SweepSettings.from_config(components).k_limit is None  # components are segments
     assert settings.n_components == (2, 3, 4) and settings.covariance_types == ("full", "diag")
     assert settings.fit_params()["n_screen"] == 3
     with pytest.raises(ValueError, match="k_max"):
@@ -110,7 +113,7 @@ def test_the_sweep_screens_k_means_starts_when_configured():
     config = SimpleNamespace(
         k_min=2, k_max=2, covariance_types=["full"], criterion="bic", n_init=2, seed=0,
         tol=1e-6, max_iter=50, reg_covar=1e-6, init="auto", prior="none", min_class_size=1,
-        n_screen=4, acceleration="none",
+        n_screen=4, acceleration="none", segments="merged", k_limit=None,
     )  # fmt: skip
     outcome = SweepSettings.from_config(config).run(X, None, 1, lambda row: None)
     restarts = outcome.result.models[(2, "full")].restarts_
@@ -124,7 +127,7 @@ def test_the_sweep_accelerates_em_when_configured():
     config = SimpleNamespace(
         k_min=2, k_max=3, covariance_types=["full", "diag"], criterion="bic", n_init=1, seed=0,
         tol=1e-8, max_iter=500, reg_covar=1e-6, init="auto", prior="default", min_class_size=1,
-        n_screen=1, acceleration="squarem",
+        n_screen=1, acceleration="squarem", segments="merged", k_limit=None,
     )  # fmt: skip
     fast = SweepSettings.from_config(config).run(X, None, 1, lambda row: None).result
     plain_config = SimpleNamespace(**{**vars(config), "acceleration": "none"})
