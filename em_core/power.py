@@ -3,10 +3,16 @@
 Box-Cox (1964), for x > 0:          y = (x^λ − 1) / λ            (log x at λ = 0)
 Yeo-Johnson (2000), for any real x: y = ((x + 1)^λ − 1) / λ        x ≥ 0 (log1p x at λ = 0)
                                     y = −((1 − x)^{2−λ} − 1)/(2−λ)  x < 0 (−log1p(−x) at λ = 2)
+signed Yeo-Johnson, any real x:     y = sign(x) · ((1 + |x|)^λ − 1) / λ   (sign(x) log1p|x| at 0)
 
 λ maximises the profile log-likelihood of a normal model for y (σ² at its MLE): for Box-Cox
 ℓ(λ) = −n/2 · log σ̂²(λ) + (λ − 1) Σ log x_i, for Yeo-Johnson with Σ sign(x_i) log(1 + |x_i|) as
 the Jacobian term (scipy's ``boxcox_llf`` / ``yeojohnson_llf``), searched on ``LAMBDA_BOUNDS``.
+The signed Yeo-Johnson transform is odd (Bickel & Doksum (1981)'s way of extending a power
+transform to the real line): a net amount's rare negative values (refunds, chargebacks) are
+compressed like the positive ones, where Yeo-Johnson's negative branch at λ near 0 raises them to
+the power 2 − λ; at λ = 0 it is ``"log1p"``; its log-Jacobian is (λ − 1) log(1 + |x|). Its λ is
+estimated within a mixture (:mod:`em_core.power_within`), not marginally.
 ``"auto"`` picks Box-Cox when every observed value is positive and Yeo-Johnson otherwise. NaN
 (a missing cell) stays NaN and takes no part in the fit. ``"log1p"`` and ``"none"`` are the fixed
 transforms a schema may pin; ``"log1p"`` is sign(x)·log(1 + |x|), log1p extended oddly to the
@@ -24,8 +30,10 @@ from scipy import optimize, special, stats
 
 from ._typing import ArrayLike, FloatArray
 
-PowerMethod = Literal["auto", "boxcox", "yeojohnson", "log", "log1p", "none"]
-POWER_METHODS: tuple[PowerMethod, ...] = ("auto", "boxcox", "yeojohnson", "log", "log1p", "none")
+PowerMethod = Literal["auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"]
+POWER_METHODS: tuple[PowerMethod, ...] = (
+    "auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"
+)  # fmt: skip
 #: Where λ is searched: wide enough for logs (0), square roots and reciprocals (−1), and squares.
 LAMBDA_BOUNDS = (-4.0, 4.0)
 
@@ -59,6 +67,8 @@ def fit_lambda(x: ArrayLike, method: str) -> float | None:
         llf = stats.boxcox_llf
     elif method == "yeojohnson":
         llf = stats.yeojohnson_llf
+    elif method == "signed_yeojohnson":
+        llf = _signed_yeojohnson_llf
     else:
         raise ValueError(f"no λ to fit for transform {method!r}")
     with np.errstate(all="ignore"):
@@ -87,9 +97,32 @@ def forward(x: ArrayLike, method: str, lam: float | None) -> FloatArray:
         out[seen] = special.boxcox(x[seen], lam)
     elif method == "yeojohnson":
         out[seen] = stats.yeojohnson(x[seen], lmbda=lam)
+    elif method == "signed_yeojohnson":
+        out[seen] = np.sign(x[seen]) * special.boxcox1p(np.abs(x[seen]), lam)
     else:
         raise ValueError(f"unknown transform {method!r}")
     return out
+
+
+def log_jacobian(x: ArrayLike, method: str, lam: float) -> FloatArray:
+    """log |dy/dx| of the λ-transforms at x: (λ − 1) log x for Box-Cox, (λ − 1) log(1 + |x|) for
+    signed Yeo-Johnson and for Yeo-Johnson at x ≥ 0 ((1 − λ) log(1 − x) below 0)."""
+    x = np.asarray(x, dtype=float)
+    if method == "boxcox":
+        return (lam - 1.0) * np.log(x)
+    if method == "signed_yeojohnson":
+        return (lam - 1.0) * np.log1p(np.abs(x))
+    if method == "yeojohnson":
+        return np.where(x >= 0, (lam - 1.0) * np.log1p(np.abs(x)), (1.0 - lam) * np.log1p(-x))
+    raise ValueError(f"transform {method!r} has no λ")
+
+
+def _signed_yeojohnson_llf(lam: float, x: FloatArray) -> float:
+    """Profile log-likelihood of a normal model for the signed Yeo-Johnson transform of x."""
+    y = np.sign(x) * special.boxcox1p(np.abs(x), lam)
+    return float(
+        -0.5 * x.size * np.log(np.var(y)) + log_jacobian(x, "signed_yeojohnson", lam).sum()
+    )
 
 
 def inverse(y: ArrayLike, method: str, lam: float | None) -> FloatArray:
@@ -104,6 +137,8 @@ def inverse(y: ArrayLike, method: str, lam: float | None) -> FloatArray:
         return np.exp(y) - lam
     if method == "boxcox":
         return _inverse_power(y, lam)
+    if method == "signed_yeojohnson":
+        return np.sign(y) * (_inverse_power(np.abs(y), lam) - 1.0)
     if method == "yeojohnson":
         out = np.empty_like(y)
         pos = y >= 0
