@@ -5,12 +5,14 @@ restarts, mclust's prior, min_class_size=1, SQUAREM) fitted by the pipeline's ow
 
 - ``components``: every component a segment, on the old default transforms (log1p of spend,
   visits and cart, recency as is): what the pipeline published before segments were merged;
-- ``merged``: the same fit, components merged by DEMP (``em_core.merging``);
-- ``K ≤ 8``: log of the visit rate, log1p of recency, values dequantised within their rounding
-  unit (``em_core.dequantize``) for the fit, DEMP merge: the defaults before ``k_limit``;
-- ``new``: today's defaults: the same, with the chosen type tried up to K = 16 while BIC chooses
-  the top (``select_model(k_limit=16)``; the K ≤ 8 choice is read off the same sweep, whose
-  candidates have the same seeds) and groups below 2 % merged first (``min_share=0.02``).
+- ``fixed, K ≤ 8``: log of the visit rate, log1p of recency, values dequantised within their
+  rounding unit (``em_core.dequantize``) for the fit, DEMP merge (``em_core.merging``): the
+  defaults before ``k_limit``;
+- ``fixed, K to 16``: the same, with the chosen type tried up to K = 16 while BIC chooses the top
+  (``select_model(k_limit=16)``; the K ≤ 8 choice is read off the same sweep, whose candidates
+  have the same seeds) and groups below 2 % merged first (``min_share=0.02``);
+- ``new``: today's defaults: every feature's power transform with λ estimated within a mixture
+  (``em_core.power_within``), then as ``fixed, K to 16``.
 
 ARI against the generator's truth; "best grouping" maps each of the new fit's components to its
 majority true segment (an upper bound for any merge); "supervised" is a 5-fold cross-validated
@@ -43,7 +45,7 @@ SWEEP = dict(
     random_state=0, prior="default", min_class_size=1, acceleration="squarem", n_jobs=2,
 )  # fmt: skip
 K_LIMIT, MIN_SHARE = 16, 0.02
-# per column: (old default transform, new default transform)
+# per column: (old default transform, the fixed transforms before λ within a mixture)
 TRANSFORMS = {
     "total_spend": ("log1p", "log1p"), "visits_per_month": ("log1p", "log"),
     "avg_cart_size": ("log1p", "log1p"), "days_since_last_order": ("none", "log1p"),
@@ -64,9 +66,13 @@ def generate(generator: str, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarra
     return generate_customers(n, seed=seed, generator=generator)
 
 
-def schema_for(df: pd.DataFrame, new: bool) -> CustomerSchema:
+def schema_for(df: pd.DataFrame, variant: str) -> CustomerSchema:
+    """``before``: the old default transforms; ``fixed``: the fixed transforms the pipeline used
+    before λ within a mixture; ``mixture``: today's default (every feature "mixture")."""
     names = [c for c in df.columns if c != "customer_id"]
-    features = tuple(Feature(c, TRANSFORMS[c][int(new)], c != "total_spend") for c in names)
+    how = {name: ("mixture",) * 2 if variant == "mixture" else TRANSFORMS[name] for name in names}
+    column = 1 if variant == "fixed" else 0
+    features = tuple(Feature(c, how[c][column], c != "total_spend") for c in names)
     return CustomerSchema(features=features, label_feature=names[0])
 
 
@@ -99,39 +105,52 @@ def segments(model, X_fit: np.ndarray, X: np.ndarray, truth: np.ndarray, min_sha
     return merged.n_segments, ari, t_merge, adjusted_rand_index(truth, majority[comp])
 
 
-def row(generator: str, n: int, seed: int, hgb: float | None) -> str:
-    df, truth = generate(generator, n, seed)
-    old_schema, new_schema = schema_for(df, False), schema_for(df, True)
-    X_old = FeatureTransform.fit(df, old_schema).transform(df)
-    model, resp, _, t_old = fit(X_old, X_old)
-    before = adjusted_rand_index(truth, resp.argmax(axis=1))
-    merged = merge_components(resp)
-    merged_ari = adjusted_rand_index(truth, merged.posteriors(resp).argmax(axis=1))
-
+def extended_sweep(df: pd.DataFrame, schema: CustomerSchema):
+    """Transform, dequantise and run the K ≤ 8 sweep extended to ``K_LIMIT``: (result, X_fit, X,
+    seconds of transform + dequantisation, wall seconds of the sweep)."""
     t = time.perf_counter()
-    transform = FeatureTransform.fit(df, new_schema)
+    transform = FeatureTransform.fit(df, schema)
     X = transform.transform(df)
-    X_fit = dequantised_features(df, new_schema, transform, fit_lattices(df, new_schema), seed=0)
+    X_fit = dequantised_features(df, schema, transform, fit_lattices(df, schema), seed=0)
     t_prep = time.perf_counter() - t
     t = time.perf_counter()
     result = select_model(X_fit, **SWEEP, k_limit=K_LIMIT)
-    t_new = time.perf_counter() - t
-    eight = within_eight(result)
-    t_eight = sum(r["seconds"] for r in result.table if r["n_components"] <= 8)
-    t_all = sum(r["seconds"] for r in result.table)
+    return result, X_fit, X, t_prep, time.perf_counter() - t
+
+
+def row(generator: str, n: int, seed: int, hgb: float | None, new_only: bool = False) -> str:
+    df, truth = generate(generator, n, seed)
+    new, X_fit, X, t_prep, t_new = extended_sweep(df, schema_for(df, "mixture"))
+    s_new, ari_new, t_merge, best_new = segments(new.best, X_fit, X, truth, MIN_SHARE)
+    if new_only:
+        m = new.best
+        return (
+            f"| {generator} | {n:,} | {len(set(truth))} | | | | K={m.n_components} "
+            f"{m.covariance_type}: **{s_new} / {ari_new:.3f}** ({best_new:.3f}) | | "
+            f"{t_prep:.2f} s | {t_merge:.2f} s | – / – / {t_new:.0f} s |"
+        )
+    X_old = FeatureTransform.fit(df, schema_for(df, "before")).transform(df)
+    model, resp, _, t_old = fit(X_old, X_old)
+    before = adjusted_rand_index(truth, resp.argmax(axis=1))
+
+    fixed, X_fit, X, _, t_fixed = extended_sweep(df, schema_for(df, "fixed"))
+    eight = within_eight(fixed)
     s8, ari8, _, best8 = segments(eight, X_fit, X, truth, 0.0)
-    s_new, ari_new, t_merge, best_new = segments(result.best, X_fit, X, truth, MIN_SHARE)
-    new = result.best
+    s16, ari16, _, best16 = segments(fixed.best, X_fit, X, truth, MIN_SHARE)
+
+    def fitted(m, s, ari, best, bold=False):
+        text = f"{s} / {ari:.3f}"
+        return f"K={m.n_components} {m.covariance_type}: " + (
+            f"**{text}** ({best:.3f})" if bold else f"{text} ({best:.3f})"
+        )
+
     cells = [
         generator, f"{n:,}", f"{len(set(truth))}",
         f"K={model.n_components} {model.covariance_type}: {model.n_components} / {before:.3f}",
-        f"{merged.n_segments} / {merged_ari:.3f}",
-        f"K={eight.n_components} {eight.covariance_type}: {s8} / {ari8:.3f} ({best8:.3f})",
-        f"K={new.n_components} {new.covariance_type}: **{s_new} / {ari_new:.3f}** "
-        f"({best_new:.3f})",
+        fitted(eight, s8, ari8, best8), fitted(fixed.best, s16, ari16, best16),
+        fitted(new.best, s_new, ari_new, best_new, bold=True),
         "" if hgb is None else f"{hgb:.3f}",
-        f"{t_prep:.2f} s", f"{t_merge:.2f} s",
-        f"{t_old:.0f} s / {t_new:.0f} s (fits {t_eight:.0f} → {t_all:.0f} s)",
+        f"{t_prep:.2f} s", f"{t_merge:.2f} s", f"{t_old:.0f} / {t_fixed:.0f} / {t_new:.0f} s",
     ]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 
@@ -151,20 +170,22 @@ def main() -> None:  # a spawn pool (n_jobs=2) needs the __main__ guard below
     p.add_argument("--generators", default="orders,lognormal,order_data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-supervised", action="store_true")
+    p.add_argument("--new-only", action="store_true", help="only today's method (large n)")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     print(
-        "| data | n | true segments | components (before): K / ARI | merged, old transforms "
-        "| K ≤ 8: segments / ARI (best grouping) | new: segments / ARI (best grouping) "
-        "| supervised | transform + dequantise | merge | sweeps, wall (before / new) |"
+        "| data | n | true segments | components (before): K / ARI | fixed transforms, K ≤ 8: "
+        "segments / ARI (best grouping) | fixed, K to 16 | **new**: λ within a mixture, K to 16 "
+        "| supervised | transform + dequantise (new) | merge (new) | sweeps, wall "
+        "(before / fixed / new) |"
     )
     print("|---|---:|---:|---|---|---|---|---:|---:|---:|---:|")
     for generator in args.generators.split(","):
         for n in (int(v) for v in args.sizes.split(",")):
             hgb = None
-            if not args.no_supervised and n <= 200_000:
+            if not (args.no_supervised or args.new_only) and n <= 200_000:
                 hgb = supervised(*generate(generator, n, args.seed))
-            print(row(generator, n, args.seed, hgb), flush=True)
+            print(row(generator, n, args.seed, hgb, args.new_only), flush=True)
 
 
 if __name__ == "__main__":

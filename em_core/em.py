@@ -107,6 +107,19 @@ class EMRun:
     entropy: float = 0.0
     steps: list[str] = field(default_factory=list)
     n_rejected: int = 0
+    #: the start's parameters and entropy, for :meth:`keep_start`
+    start: tuple[GMMParams, float] | None = field(default=None, repr=False)
+
+    def keep_start(self) -> bool:
+        """Go back to the start when the first EM step did not move the log-likelihood by more
+        than the tolerance (the run converged after one step): the start was already an optimum
+        to within ``tol``, and keeping it exactly makes an identical re-run from last night's
+        parameters reproduce them bit for bit. True if it went back."""
+        if not (self.converged and self.n_iter == 1 and self.degenerate is None and self.start):
+            return False
+        self.params, self.entropy = self.start
+        self.history, self.steps, self.n_iter = self.history[:1], self.steps[:1], 0
+        return True
 
     def take(
         self, params: GMMParams, stats: SufficientStats, step: str, tol: float, n: float
@@ -120,6 +133,8 @@ class EMRun:
             self.degenerate = "log-likelihood is not finite"
             return False
         self.params = params
+        if step == "start":
+            self.start = (params, stats.entropy)
         self.n_iter += step != "start"
         self.history.append(stats.log_likelihood)
         self.entropy = stats.entropy

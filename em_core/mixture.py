@@ -77,7 +77,9 @@ class GaussianMixture:
         Number of restarts; the one with the highest log-likelihood among non-degenerate ones is
         kept. With a warm start, restart 0 starts from the given parameters and the others from
         ``init``, so a warm start races fresh restarts; it is kept unless one beats it by more
-        than the stopping tolerance (``tol`` per row).
+        than the stopping tolerance (``tol`` per row). A warm start whose first EM step changes
+        the log-likelihood by less than ``tol`` per row is kept as given (``n_iter`` 0), so an
+        identical re-run from last night's optimum reproduces its parameters exactly.
     init : {"auto", "hierarchical", "k-means++", "random_from_data"}, default "auto"
         Start of each restart. "hierarchical": mclust's model-based agglomerative clustering
         (Fraley 1998; VVV criterion on the scaled SVD of a seeded subsample of at most
@@ -252,6 +254,8 @@ class GaussianMixture:
                 continue
             if not screened:
                 run = self._run_em(source, params0, column_var, self.max_iter)
+            if name == "warm":
+                run.keep_start()
             runs.append(run)
             inits.append(name)
             if run.degenerate:
@@ -354,8 +358,10 @@ class GaussianMixture:
         that hit ``max_iter`` unconverged. EM is monotone, so the log-likelihood only rises. The
         kept restart's ``history_`` and ``restarts_`` entry, ``n_iter_``, ``converged_``,
         ``log_likelihood_`` and ``entropy_`` are extended in place; a continuation that
-        degenerates (possible only without a prior) leaves the fit as it was. ``X``: the
-        training data, as an array or a :class:`~em_core.sources.ChunkSource`."""
+        degenerates (possible only without a prior), or whose first EM step changes the
+        log-likelihood by less than ``tol`` per row (the fit is a fixed point to within the
+        tolerance), leaves the fit as it was. ``X``: the training data, as an array or a
+        :class:`~em_core.sources.ChunkSource`."""
         params = self._check_fitted()
         source = X if is_chunk_source(X) else self._array_source(check_data(X))
         check_n_samples(source.n_samples, self.n_components)
@@ -364,7 +370,7 @@ class GaussianMixture:
             run = self._run_em(
                 source, params, moments.var, self.max_iter if max_iter is None else max_iter
             )
-        if run.degenerate is not None or not run.history:
+        if run.degenerate is not None or not run.history or run.keep_start():
             return self
         kept = self.best_restart_
         self.history_[kept].extend(run.history[1:])

@@ -6,8 +6,9 @@ feature that separates groups is the wrong target: a bimodal feature gets bent t
 What a mixture needs is each *component* Gaussian. Here λ maximises the mixture's complete-data
 log-likelihood, alternating with EM:
 
-1. fit a flexible mixture (``n_components``, full covariances, mclust's prior) to the standardised
-   transforms of the complete rows, and take its posteriors τ_ik;
+1. fit a flexible mixture (``n_components``, full covariances, mclust's prior; one component fewer
+   while a fit empties a component) to the standardised transforms of the complete rows, and take
+   its posteriors τ_ik;
 2. for each free feature j in turn, with τ and the other features' transforms held,
 
        λ_j = argmax_λ  −½ Σ_k n_k log s²_kj(λ) + Σ_i log |g′_λ(x_ij)|,
@@ -33,6 +34,7 @@ from scipy import optimize
 
 from . import power
 from ._typing import ArrayLike, FloatArray
+from .exceptions import DegenerateFitError
 from .mixture import GaussianMixture
 
 #: Methods whose λ this module estimates.
@@ -148,9 +150,17 @@ def _standardised(y: FloatArray) -> FloatArray:
 
 
 def _posteriors(Y: FloatArray, n_components: int, random_state: int) -> FloatArray:
-    k = min(n_components, Y.shape[0] // (2 * Y.shape[1]) or 1)
-    gm = GaussianMixture(
-        k, covariance_type="full", prior="default", init="k-means++", n_init=1,
-        random_state=random_state,
-    )  # fmt: skip
-    return gm.fit(Y).predict_proba(Y)
+    """Posteriors of the largest mixture (≤ ``n_components``, ≥ 2 rows per feature and
+    component) that fits without an empty or collapsed component."""
+    k = max(1, min(n_components, Y.shape[0] // (2 * Y.shape[1])))
+    while True:
+        gm = GaussianMixture(
+            k, covariance_type="full", prior="default", init="k-means++", n_init=1,
+            random_state=random_state,
+        )  # fmt: skip
+        try:
+            return gm.fit(Y).predict_proba(Y)
+        except DegenerateFitError:
+            if k == 1:
+                raise
+            k -= 1

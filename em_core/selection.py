@@ -245,8 +245,7 @@ def select_model(
         candidates = _extension(table[best_index], models, min(k_limit or 0, n))
     best_row = table[best_index]
     best = models[(best_row["n_components"], best_row["covariance_type"])]
-    if not best.converged_:
-        _finish(best, X, n, best_row)
+    _finish(best, X, n, best_row)
     return SelectionResult(criterion, table, best, best_index, models)
 
 
@@ -332,11 +331,23 @@ FINISH_FACTOR = 4
 
 
 def _finish(model: GaussianMixture, X: Any, n: int, row: dict[str, Any]) -> None:
-    """Continue the chosen candidate's EM until it converges (``FINISH_FACTOR · max_iter`` more
-    M-steps at most) and update its row: the chosen model is published, so it should be a
-    converged one. Its criteria only fall (EM is monotone), so it stays the best."""
-    model.continue_fit(X, FINISH_FACTOR * model.max_iter)
-    row.update(**_fit_summary(model, n), continued=True)
+    """Make the chosen candidate a fixed point of EM to within ``tol``, and update its row: the
+    chosen model is published, and tomorrow's identical re-run starts from it. A fit stopped at
+    ``max_iter`` is continued (``FINISH_FACTOR · max_iter`` more M-steps at most); then, while one
+    more EM step still moves the log-likelihood by ``tol`` per row or more (EM's steps need not
+    shrink monotonically, so "converged" can stop on a small step in a slow stretch), EM runs on
+    again, ``FINISH_FACTOR`` times at most. A converged re-run warm-started from it then keeps it
+    as given (``GaussianMixture``, ``warm_start``). Its criteria only fall (EM is monotone)."""
+    before = model.n_iter_
+    if not model.converged_:
+        model.continue_fit(X, FINISH_FACTOR * model.max_iter)
+    for _ in range(FINISH_FACTOR):
+        steps = model.n_iter_
+        model.continue_fit(X)
+        if model.n_iter_ == steps:
+            break
+    if model.n_iter_ != before:
+        row.update(**_fit_summary(model, n), continued=True)
 
 
 def _fit_summary(gm: GaussianMixture, n: int) -> dict[str, Any]:

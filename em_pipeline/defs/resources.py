@@ -23,13 +23,12 @@ import pandas as pd
 from pydantic import Field, PrivateAttr
 
 from em_core import configure_threads
-from em_core.power import POWER_METHODS
 from em_pipeline import settings
 from em_pipeline.lib.home_lock import hold_home
 from em_pipeline.lib.mlflow_logging import MlflowSettings, SegmentTracker
 from em_pipeline.lib.published_versions import PublishedLayout, recover
 from em_pipeline.lib.sample_data import Generator, SampleDrop, write_sample_drop
-from em_pipeline.lib.schema import DEFAULT_FEATURES, CustomerSchema, Feature
+from em_pipeline.lib.schema import DEFAULT_FEATURES, TRANSFORMS, CustomerSchema, Feature
 from em_pipeline.lib.segments import SegmentBundle
 from em_pipeline.lib.warehouse import PublishResult, publish_tables, read_table_if_exists
 
@@ -132,16 +131,24 @@ class CustomerSchemaResource(dg.ConfigurableResource):
         description="Rates and durations transformed with log(x + c), c = half the smallest "
         "positive value, before standardising (log1p's +1 would flatten rates below 1).",
     )
+    mixture_power_transform: bool = Field(
+        default=True,
+        description="Transform every feature not pinned in pinned_transforms by a power "
+        "transform whose λ is estimated within a Gaussian mixture (em_core.power_within: "
+        "Box-Cox when all values are positive, signed Yeo-Johnson otherwise; the λ that makes "
+        "the mixture's components Gaussian, not the whole feature). False: power_transform, "
+        "else log_features / log1p_features / the identity.",
+    )
     power_transform: bool = Field(
         default=False,
-        description="Transform every feature not pinned in pinned_transforms by a power "
-        "transform with λ by maximum likelihood (Box-Cox when all values are positive, "
-        "Yeo-Johnson otherwise) instead of log1p_features / the identity.",
+        description="With mixture_power_transform false: transform every feature not pinned by "
+        "a power transform with λ by maximum likelihood on the feature alone (Box-Cox when all "
+        "values are positive, Yeo-Johnson otherwise) instead of log1p_features / the identity.",
     )
     pinned_transforms: dict[str, str] = Field(
         default={},
-        description="Per-feature transform that overrides the others: 'auto', 'boxcox', "
-        "'yeojohnson', 'log', 'log1p' or 'none'.",
+        description="Per-feature transform that overrides the others: 'mixture', 'auto', "
+        "'boxcox', 'yeojohnson', 'signed_yeojohnson', 'log', 'log1p' or 'none'.",
     )
     allow_negative: list[str] = Field(
         default=[f.name for f in DEFAULT_FEATURES if not f.nonnegative],
@@ -169,9 +176,9 @@ class CustomerSchemaResource(dg.ConfigurableResource):
                 "log1p_features/log_features/allow_negative/pinned_transforms name unknown "
                 f"features {unknown}"
             )
-        bad = {k: v for k, v in self.pinned_transforms.items() if v not in POWER_METHODS}
+        bad = {k: v for k, v in self.pinned_transforms.items() if v not in TRANSFORMS}
         if bad:
-            raise ValueError(f"pinned_transforms {bad}: each must be one of {POWER_METHODS}")
+            raise ValueError(f"pinned_transforms {bad}: each must be one of {TRANSFORMS}")
         return CustomerSchema(
             id_column=self.id_column,
             features=tuple(
@@ -185,6 +192,8 @@ class CustomerSchemaResource(dg.ConfigurableResource):
     def _transform(self, name: str) -> str:
         if name in self.pinned_transforms:
             return self.pinned_transforms[name]
+        if self.mixture_power_transform:
+            return "mixture"
         if self.power_transform:
             return "auto"
         if name in self.log_features:

@@ -9,8 +9,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 #: Per-feature transform before standardising (see :mod:`em_core.power`): "auto" = Box-Cox for
-#: positive values, Yeo-Johnson otherwise, λ by maximum likelihood.
-Transform = Literal["auto", "boxcox", "yeojohnson", "log", "log1p", "none"]
+#: positive values, Yeo-Johnson otherwise, λ by maximum likelihood; "mixture" = Box-Cox for
+#: positive values, signed Yeo-Johnson otherwise, λ estimated within a Gaussian mixture
+#: (:mod:`em_core.power_within`).
+Transform = Literal[
+    "mixture", "auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"
+]
+TRANSFORMS: tuple[Transform, ...] = (
+    "mixture", "auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

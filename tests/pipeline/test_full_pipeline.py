@@ -1,5 +1,7 @@
 """One real in-process materialisation on sample data (see conftest.full_run)."""
 
+import json
+
 import duckdb
 import mlflow
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 from pipeline_helpers import N_CUSTOMERS, RUN_DATE, load_defs
 from sklearn.metrics import adjusted_rand_score
 
+from em_core import power
 from em_pipeline.defs.resources import SampleCustomerSource
 from em_pipeline.lib.mlflow_logging import mlflow_uris
 from em_pipeline.lib.segments import SegmentBundle
@@ -104,8 +107,13 @@ def test_features_and_imputation(full_run):
     z = feats[FEATURES]
     np.testing.assert_allclose(z.mean(), 0.0, atol=1e-9)
     np.testing.assert_allclose(z.std(ddof=0), 1.0, atol=1e-9)
-    # log1p then standardise, as documented
-    spend = np.log1p(snap["total_spend"])
+    # the recorded transform (a power transform, λ within a mixture) then standardise
+    stored = json.loads((_part(home) / "transform.json").read_text())
+    j = stored["features"].index("total_spend")
+    assert stored["methods"][j] in ("boxcox", "signed_yeojohnson")
+    spend = pd.Series(
+        power.forward(snap["total_spend"], stored["methods"][j], stored["lambdas"][j])
+    )
     np.testing.assert_allclose(z["total_spend"], (spend - spend.mean()) / spend.std(ddof=0))
     assert not imp[FEATURES].isna().any().any()
     flags = imp[[f"{f}_imputed" for f in FEATURES]].to_numpy()

@@ -270,7 +270,9 @@ def test_the_robust_outlier_rule_flags_absurd_values_not_tied_counts_or_whales(t
     # below MIN_ROWS_FOR_OUTLIERS values no scale is estimated: only max_value applies
     few = ingest_folder(_csv(tmp_path / "few", rows[:5] + rows[-1:]), SCHEMA)
     # on the raw scale the limit is outlier_robust_z (50): days as is, 10⁹ is millions of SDs out
-    raw_days = CustomerSchemaResource(log1p_features=["total_spend", "avg_cart_size"]).get()
+    raw_days = CustomerSchemaResource(
+        mixture_power_transform=False, log1p_features=["total_spend", "avg_cart_size"]
+    ).get()
     raw = ingest_folder(_csv(tmp_path / "raw", rows), raw_days)
     assert raw.quarantine["customer_id"].tolist() == [f"G{n}"]
     assert "on the raw scale > 50" in raw.quarantine["reason"].iloc[0]

@@ -1,5 +1,5 @@
-"""``customer_features``: standardised feature matrix (log1p or a fitted power transform per
-feature), NaN kept."""
+"""``customer_features``: standardised feature matrix (a power transform per feature with λ
+estimated within a Gaussian mixture, or the schema's fixed transforms), NaN kept."""
 
 import dagster as dg
 import pandas as pd
@@ -16,9 +16,10 @@ from em_pipeline.lib.transforms import FeatureTransform
     group_name="segmentation",
     kinds={"pandas", "parquet"},
     deps=["raw_customers"],
-    description="z = (g(x) - mean) / std per feature, g = the schema's transform (log1p for "
-    "skewed money/counts, or a Box-Cox / Yeo-Johnson power transform with λ by maximum "
-    "likelihood, or the identity); mean/std over observed values; missing cells stay NaN.",
+    description="z = (g(x) - mean) / std per feature, g = the schema's transform (by default a "
+    "Box-Cox / signed Yeo-Johnson power transform with λ estimated within a Gaussian mixture; "
+    "or λ by maximum likelihood on the feature alone; or log1p, log or the identity); mean/std "
+    "over observed values; missing cells stay NaN.",
 )
 def customer_features(
     context: dg.AssetExecutionContext,
