@@ -37,8 +37,9 @@ class SelectionResult:
     log_likelihood, n_parameters, bic, aic, icl (lower is better), converged, n_iter, seconds,
     degenerate, failure (None, "degenerate", "empty_component" or "error"), error,
     smallest_class, eligible and reason (why it cannot be chosen), continued (the chosen
-    candidate stopped at max_iter and was run on to convergence: its row then describes the
-    continued fit); numeric fields are None for a candidate that failed. ``best`` is the chosen
+    candidate was run on after its sweep: it had stopped at max_iter, or one more EM step still
+    moved it by tol per row or more; its row then describes the continued fit); numeric fields
+    are None for a candidate that failed. ``best`` is the chosen
     fitted
     model (never a degenerate one), ``models`` maps (K, covariance type) to the fitted model or
     None.

@@ -19,7 +19,11 @@ GENERATOR = "lognormal"
 FAST_CONFIG = {
     "ops": {
         "imputed_customers": {"config": {"k_max": 3, "n_init": 1, "max_iter": 100}},
-        "segment_model": {"config": {"k_min": 1, "k_max": 4, "n_init": 2, "max_iter": 200}},
+        "segment_model": {
+            # k_limit: None keeps K to 1..4 (the K-range extension is tested in
+            # test_segments_quality, test_merged_segments and tests/core/test_k_extension.py)
+            "config": {"k_min": 1, "k_max": 4, "n_init": 2, "max_iter": 200, "k_limit": None}
+        },
     }
 }
 
