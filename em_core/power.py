@@ -11,8 +11,9 @@ the Jacobian term (scipy's ``boxcox_llf`` / ``yeojohnson_llf``), searched on ``L
 The signed Yeo-Johnson transform is odd (Bickel & Doksum (1981)'s way of extending a power
 transform to the real line): a net amount's rare negative values (refunds, chargebacks) are
 compressed like the positive ones, where Yeo-Johnson's negative branch at λ near 0 raises them to
-the power 2 − λ; at λ = 0 it is ``"log1p"``; its log-Jacobian is (λ − 1) log(1 + |x|). Its λ is
-estimated within a mixture (:mod:`em_core.power_within`), not marginally.
+the power 2 − λ; at λ = 0 it is ``"log1p"``; its log-Jacobian is (λ − 1) log(1 + |x|). The
+pipeline estimates its λ within a mixture (:mod:`em_core.power_within`); pinned, it is fitted
+marginally like the others.
 ``"auto"`` picks Box-Cox when every observed value is positive and Yeo-Johnson otherwise. NaN
 (a missing cell) stays NaN and takes no part in the fit. ``"log1p"`` and ``"none"`` are the fixed
 transforms a schema may pin; ``"log1p"`` is sign(x)·log(1 + |x|), log1p extended oddly to the

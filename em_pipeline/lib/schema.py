@@ -6,7 +6,7 @@ Plain dataclasses (no Dagster) so the library, the pyfunc model and the tests ca
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 #: Per-feature transform before standardising (see :mod:`em_core.power`): "auto" = Box-Cox for
 #: positive values, Yeo-Johnson otherwise, λ by maximum likelihood; "mixture" = Box-Cox for
@@ -15,9 +15,7 @@ from typing import Literal
 Transform = Literal[
     "mixture", "auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"
 ]
-TRANSFORMS: tuple[Transform, ...] = (
-    "mixture", "auto", "boxcox", "yeojohnson", "signed_yeojohnson", "log", "log1p", "none"
-)  # fmt: skip
+TRANSFORMS: tuple[Transform, ...] = get_args(Transform)
 
 
 @dataclass(frozen=True)
