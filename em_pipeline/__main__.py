@@ -67,6 +67,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--k-min", type=int, help="smallest number of segments tried (default 1)")
     p.add_argument("--k-max", type=int, help="largest number of segments tried (default 8)")
+    p.add_argument(
+        "--k-limit",
+        type=int,
+        help="while BIC chooses the largest K tried, the chosen covariance type is also fitted "
+        "at larger K, up to this (default 16; give --k-max's value to keep K within the range)",
+    )
     p.add_argument("--n-init", type=int, help="EM restarts per candidate (default 3)")
     p.add_argument("--seed", type=int, help="random seed of the model fit (default 0)")
     p.add_argument(
@@ -93,11 +99,9 @@ def _run_config(args: argparse.Namespace) -> dict:
     cfg: dict = json.loads(Path(args.run_config).read_text()) if args.run_config else {}
     ops = cfg.setdefault("ops", {})
     seg = ops.setdefault("segment_model", {}).setdefault("config", {})
-    for flag, key in (("k_min", "k_min"), ("k_max", "k_max"), ("n_init", "n_init")):
-        if getattr(args, flag) is not None:
-            seg[key] = getattr(args, flag)
-    if args.seed is not None:
-        seg["seed"] = args.seed
+    for key in ("k_min", "k_max", "k_limit", "n_init", "seed"):
+        if getattr(args, key) is not None:
+            seg[key] = getattr(args, key)
     return cfg
 
 
@@ -266,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
 
     from em_pipeline.abandoned_runs import LAUNCHER_TAG, fail_abandoned_runs
+    from em_pipeline.code_location import record_as_code_location_run, repository_tags
     from em_pipeline.definitions import defs
 
     definitions = defs()
@@ -287,8 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                 instance=instance,
                 run_config={**_run_config(args), "loggers": _loggers(args.verbose)},
                 raise_on_error=False,
-                tags={LAUNCHER_TAG: "cli"},
+                tags={LAUNCHER_TAG: "cli", **repository_tags()},
             )
+            record_as_code_location_run(instance, result.run_id)
     except HomeBusy as e:
         print(f"error: {e} (--wait-for-lock SECONDS)", file=sys.stderr)
         return EXIT_HOME_BUSY

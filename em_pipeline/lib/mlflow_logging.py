@@ -4,7 +4,8 @@ Layout in the tracking store: one *parent* run per partition (run date) in the e
 with the Dagster run id, the partition, the asset keys and the em_core version; one *child* run per
 (K, covariance type) candidate holding its params, the log-likelihood curve of every restart as the
 step metrics ``loglik_restart_<i>`` (step = EM iteration, step 0 = the starting parameters) and the
-final ``log_likelihood``, ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``. The parent holds the
+final ``log_likelihood``, ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, and a description
+linking the UI's metric page with all its restarts in one chart. The parent holds the
 selection table, plots, the model JSON, the input dataset (``mlflow.log_input``, with its digest)
 and the pyfunc model, which is registered in the model registry; the publish step then points the
 registry alias (default ``champion``) at it.
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 import tempfile
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -70,6 +73,11 @@ def mlflow_uris(tracking_uri: str, registry_uri: str | None = None) -> Iterator[
                 os.environ.pop(name, None)
 
 
+def _json_arg(value: Any) -> str:
+    """A query-string value as the MLflow UI writes it: compact JSON, percent-encoded."""
+    return urllib.parse.quote(json.dumps(value, separators=(",", ":")), safe="")
+
+
 def _finite(v: Any) -> float | None:
     if v is None or isinstance(v, str):
         return None
@@ -116,6 +124,28 @@ class SegmentTracker:
             return None
         base = self.settings.ui_url.rstrip("/")
         return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def restarts_chart_url(self, run_id: str, n_curves: int) -> str:
+        """The MLflow UI's metric page for a candidate run with every ``loglik_restart_<i>`` in
+        one chart against the EM iteration (the run page draws each metric in its own chart);
+        relative to the UI's root when no ``ui_url`` is set."""
+        keys = [f"loglik_restart_{i}" for i in range(n_curves)]
+        as_json = {
+            "runs": [run_id], "metric": keys[0] if keys else "",
+            "experiments": [self.experiment_id], "plot_metric_keys": keys, "plot_layout": {},
+            "deselected_curves": [], "last_linear_y_axis_range": [],
+        }  # fmt: skip
+        plain = {
+            "x_axis": "step",
+            "y_axis_scale": "linear",
+            "line_smoothness": 1,
+            "show_point": "false",
+        }
+        encoded = "&".join(
+            [f"{k}={_json_arg(v)}" for k, v in as_json.items()]
+            + [f"{k}={v}" for k, v in plain.items()]
+        )
+        return f"{(self.settings.ui_url or '').rstrip('/')}/#/metric?{encoded}"
 
     def start_parent_run(self, partition: str, dagster_run_id: str, tags: dict[str, str]) -> str:
         """Create the partition's parent run, or reattach to the one this Dagster run started."""
@@ -210,10 +240,16 @@ class SegmentTracker:
                 metrics.append(Metric(key, v, now, 0))
         if row.get("converged") is not None:
             metrics.append(Metric("converged", float(bool(row["converged"])), now, 0))
+        n_curves = len(histories or [])
+        note = (
+            f"Log-likelihood of the {n_curves} restarts against the EM iteration, in one chart: "
+            f"[open]({self.restarts_chart_url(run_id, n_curves)})"
+        )
         self.client.log_batch(
             run_id,
             params=[Param(p, str(v)) for p, v in params.items()],
-            tags=[RunTag("n_restart_curves", str(len(histories or [])))],
+            tags=[RunTag("n_restart_curves", str(n_curves))]
+            + ([RunTag("mlflow.note.content", note)] if n_curves else []),
         )
         for start in range(0, len(metrics), _BATCH):
             self.client.log_batch(run_id, metrics=metrics[start : start + _BATCH])

@@ -16,7 +16,16 @@ from em_pipeline.failure_report import EXIT_BAD_DROP, EXIT_INTERNAL
 def cli_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     monkeypatch.setenv("EM_SEGMENTS_HOME", str(tmp_path / "home"))
-    return ["--home", str(tmp_path / "home"), "--run-date", "2024-05-01", "--k-max", "3"]
+    return [
+        "--home",
+        str(tmp_path / "home"),
+        "--run-date",
+        "2024-05-01",
+        "--k-max",
+        "3",
+        "--k-limit",
+        "3",
+    ]
 
 
 def _log_file(err: str) -> Path:

@@ -38,3 +38,31 @@ def test_verbose_shows_dagsters_event_log(tmp_path, monkeypatch, capsys):
     assert main([*args, "--n-init", "1", "--verbose"]) == 0
     captured = capsys.readouterr()
     assert "STEP_SUCCESS" in captured.out + captured.err
+
+
+def test_a_cli_run_is_a_run_of_the_code_location(tmp_path, monkeypatch):
+    """The UI's job page and Overview timeline select runs by repository: a CLI run carries the
+    origin that ``dagster dev -w workspace.yaml`` gives the runs it launches."""
+    import dagster as dg
+    from dagster._core.storage.tags import REPOSITORY_LABEL_TAG
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+    from em_pipeline.definitions import defs
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    args = ["--home", str(tmp_path / "home"), "--run-date", "2024-05-01", "--k-max", "2"]
+    assert main([*args, "--k-limit", "2", "--n-init", "1"]) == 0
+
+    (location,) = WorkspaceFileTarget(paths=["workspace.yaml"]).create_origins()
+    repository = defs().get_repository_def().name
+    label = f"{repository}@{location.location_name}"
+    with dg.DagsterInstance.get() as instance:
+        filtered = dg.RunsFilter(
+            job_name="nightly_segmentation", tags={REPOSITORY_LABEL_TAG: label}
+        )
+        (run,) = instance.get_runs(filtered)
+    assert run.is_success
+    origin = run.remote_job_origin
+    assert origin.repository_origin.code_location_origin == location
+    assert origin.repository_origin.repository_name == repository
+    assert origin.job_name == "nightly_segmentation"

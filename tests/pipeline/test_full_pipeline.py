@@ -177,6 +177,8 @@ def test_mlflow_parent_run_with_one_child_per_candidate_holding_the_curves(full_
             assert steps == list(range(len(hist))) and len(hist) >= 2
             values = [m.value for m in sorted(hist, key=lambda m: m.step)]
             assert values[-1] >= values[0] - 1e-6  # EM never lowers the likelihood
+        # the run's description links MLflow's metric page with every restart in one chart
+        assert_restart_chart_link(child, exp.experiment_id)
     chosen = [c for c in children if c.data.tags["chosen"] == "true"]
     assert len(chosen) == 1
     # lineage: the input snapshot as a dataset with a digest
@@ -246,3 +248,23 @@ def test_duckdb_tables_readable_from_a_fresh_connection(full_run):
     assert RUN_DATE in {str(d)[:10] for d in runs["run_date"]}
     published = pd.read_parquet(home / "published" / "customer_segments.parquet")
     assert len(published) == len(local)
+
+
+def assert_restart_chart_link(run, experiment_id: str) -> None:
+    """The note's link opens the UI's metric page on this run with all its restart curves."""
+    import json
+    import re
+    from urllib.parse import parse_qsl, urlsplit
+
+    link = re.search(r"\[open\]\((\S+)\)", run.data.tags["mlflow.note.content"]).group(1)
+    route, _, query = urlsplit(link).fragment.partition("?")
+    assert link.startswith("http://127.0.0.1:5000/#/metric?") and route == "/metric"
+    args = dict(parse_qsl(query))
+    n = int(run.data.tags["n_restart_curves"])
+    restarts = [f"loglik_restart_{i}" for i in range(n)]
+    assert json.loads(args["runs"]) == [run.info.run_id]
+    assert json.loads(args["experiments"]) == [experiment_id]
+    assert json.loads(args["plot_metric_keys"]) == restarts and set(restarts) <= set(
+        run.data.metrics
+    )
+    assert (args["x_axis"], args["y_axis_scale"]) == ("step", "linear")

@@ -91,6 +91,8 @@ def _cli(home, run_date, *extra, env=None):
             run_date,
             "--k-max",
             "3",
+            "--k-limit",
+            "3",
             "--n-init",
             "1",
             *extra,

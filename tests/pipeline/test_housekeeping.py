@@ -17,7 +17,7 @@ from em_pipeline.lib.failpoints import FAILPOINT_ENV
 def _cli(home, run_date, env):
     return subprocess.run(
         [sys.executable, "-m", "em_pipeline", "--home", str(home), "--run-date", run_date,
-         "--k-max", "3", "--n-init", "1"],
+         "--k-max", "3", "--k-limit", "3", "--n-init", "1"],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
