@@ -165,3 +165,36 @@ def test_dagster_loads_the_workspace_without_a_code_location_name_warning(tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Validation successful for code location em_segments" in done.stderr + done.stdout
     assert "does not match the name" not in done.stderr + done.stdout
+
+
+def test_dg_lists_and_checks_the_definitions_from_the_project_venv(tmp_path):
+    """``dg`` (pinned to Dagster's version) loads the project without activating the venv."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"},
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "EM_SEGMENTS_HOME": str(tmp_path),
+    }
+    root = Path(__file__).resolve().parents[2]
+    dg_cli = str(Path(sys.executable).with_name("dg"))
+    check = subprocess.run(
+        [dg_cli, "check", "defs"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert "All definitions loaded successfully." in check.stdout + check.stderr
+    assert "virtual environment does not match" not in check.stdout + check.stderr
+    listed = subprocess.run(
+        [dg_cli, "list", "defs", "--json"], cwd=root, env=env, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    defs = json.loads(listed.stdout)
+    want = sorted(k.to_user_string() for a in load_defs().assets for k in a.keys)
+    assert sorted(a["asset_key"] for a in defs["assets"]) == want
+    assert [j["name"] for j in defs["jobs"]] == [settings.JOB_NAME]
+    assert [s["name"] for s in defs["schedules"]] == [settings.SCHEDULE_NAME]
