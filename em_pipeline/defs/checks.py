@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from em_pipeline.defs.config import (
+    DEFAULT_MIN_SEGMENT_SHARE,
     DriftAriConfig,
     DriftDistanceConfig,
     DriftPsiConfig,
@@ -179,20 +180,25 @@ def segments_cover_snapshot(
 def min_segment_share(
     context: dg.AssetCheckExecutionContext, config: MinSegmentShareConfig, storage: PipelineStorage
 ) -> dg.AssetCheckResult:
-    profiles = storage.read_parquet(_run_date(context), PROFILES)
-    small = profiles[profiles["share"] < config.min_share].sort_values("share")
+    run_date = _run_date(context)
+    profiles = storage.read_parquet(run_date, PROFILES)
+    min_share = config.min_share
+    if min_share is None:  # the share segment_model merged by (older models: the default)
+        info = storage.read_json(run_date, MODEL_JSON)["info"]
+        min_share = info.get("min_segment_share", DEFAULT_MIN_SEGMENT_SHARE)
+    small = profiles[profiles["share"] < min_share].sort_values("share")
     shown = small if not small.empty else profiles.nsmallest(1, "share")
     relation = "<" if not small.empty else ">="
     reason = "; ".join(
         f"segment {r.segment} ({r.segment_label}) holds {r.share:.2%} of the customers "
-        f"({r.size} of {int(profiles['size'].sum())}) {relation} min_share {config.min_share:.2%}"
+        f"({r.size} of {int(profiles['size'].sum())}) {relation} min_share {min_share:.2%}"
         for r in shown.itertuples()
     )
     return dg.AssetCheckResult(
         passed=small.empty,
         metadata={
             "reason": reason,
-            "min_share": config.min_share,
+            "min_share": min_share,
             "smallest_share": float(profiles["share"].min()),
             "too_small": dg.MetadataValue.json(
                 {str(r.segment): float(r.share) for r in small.itertuples()}

@@ -21,6 +21,9 @@ _PRIOR_HELP = (
     "integer values from collapsing), 'none': maximum likelihood with the collapse guard."
 )
 
+#: the smallest segment share (segment_model's min_segment_share; the check gates at it)
+DEFAULT_MIN_SEGMENT_SHARE = 0.02
+
 
 def _check_models(v: list[str]) -> list[str]:
     if not v:
@@ -169,14 +172,15 @@ class SegmentModelConfig(dg.Config):
         "segment (BIC adds components as the customer base grows).",
     )
     min_segment_share: float = Field(
-        default=0.02,
+        default=DEFAULT_MIN_SEGMENT_SHARE,
         ge=0,
         lt=1,
-        description="With segments='merged': a group of components whose expected share of the "
-        "customers is below this cannot be a segment and is merged first into the group it "
-        "overlaps most (DEMP), whatever the cutoff says (the merge path marks it 'forced'). Keep "
-        "it at the min_segment_share check's min_share, so the gate only catches what the merge "
-        "could not fix. 0 = off.",
+        description="The smallest share of the customers a segment may hold. With "
+        "segments='merged', a group of components whose expected share is below it cannot be a "
+        "segment and is merged first into the group it overlaps most (DEMP), whatever the cutoff "
+        "says (the merge path marks it 'forced'). The min_segment_share check gates the "
+        "published segments at the same share (recorded in the model JSON), so it only catches "
+        "what the merge could not fix. 0 = no forced merges.",
     )
     dequantize: bool = Field(
         default=True,
@@ -214,11 +218,13 @@ class QuarantineCheckConfig(dg.Config):
 
 
 class MinSegmentShareConfig(dg.Config):
-    min_share: float = Field(
-        default=0.02,
+    min_share: float | None = Field(
+        default=None,
         ge=0,
         le=1,
-        description="Smallest tolerated segment share; a smaller segment stops publication.",
+        description="Smallest tolerated segment share; a smaller segment stops publication. "
+        "None = segment_model's min_segment_share for the run date (recorded in its model JSON), "
+        "the one setting of the smallest segment.",
     )
 
 

@@ -1,5 +1,6 @@
 """Publishing is atomic: a failure leaves the previous tables intact; history is keyed by date."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,27 @@ def test_failing_blocking_check_stops_publication(full_run):
     pd.testing.assert_frame_equal(
         after_tables["customer_segments"], before_tables["customer_segments"]
     )
+
+
+def test_the_share_gate_follows_segment_models_min_segment_share(full_run, tmp_path):
+    """One setting of the smallest segment: the check gates at the share the model used."""
+    seg = {"segments": "components", "min_segment_share": 0.5}
+    result = run_pipeline(tmp_path, run_config={"ops": {"segment_model": {"config": seg}}})
+    assert not result.success
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name.endswith("share")]
+    assert check.passed is False
+    assert check.metadata["min_share"].value == 0.5
+    assert "min_share 50.00%" in check.metadata["reason"].text
+    assert _model_info(tmp_path)["min_segment_share"] == 0.5
+    # a default night records the default share, and its gate used it
+    home, result = full_run
+    assert _model_info(home)["min_segment_share"] == 0.02
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name.endswith("share")]
+    assert check.passed and check.metadata["min_share"].value == 0.02
+
+
+def _model_info(home: Path) -> dict:
+    return json.loads((home / "runs" / RUN_DATE / "segment_model.json").read_text())["info"]
 
 
 def _frame(date, seg):

@@ -143,7 +143,7 @@ def segment_model(
         info = bundle_info(
             run_date, context.run.run_id, parent, digest, settings, inputs, champion,
             warm is not None, outcome, assignment,
-        )  # fmt: skip
+        ) | {"min_segment_share": config.min_segment_share}  # fmt: skip
         bundle = SegmentBundle.build(
             outcome.result.best, schema, inputs.transform, info,
             assignment.component_to_segment, assignment.labels,
