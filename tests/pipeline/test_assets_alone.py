@@ -3,6 +3,7 @@ tells MLflow, without the rest of the job."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from typing import Any
@@ -40,6 +41,27 @@ class FakeTracker:
 
     def named(self, name: str) -> list[tuple]:
         return [(args, kwargs) for n, args, kwargs in self.calls if n == name]
+
+    # what segment_model reads back from its tracker
+    def start_parent_run(self, partition: str, dagster_run_id: str, tags: dict) -> str:
+        self.calls.append(("start_parent_run", (partition, dagster_run_id, tags), {}))
+        return "parent-1"
+
+    @contextlib.contextmanager
+    def failing_with(self, run_id: str):
+        yield
+
+    def log_candidate(self, *args: Any, **kwargs: Any) -> str:
+        self.calls.append(("log_candidate", args, kwargs))
+        return f"candidate-{len(self.named('log_candidate'))}"
+
+    def log_dataset(self, *args: Any, **kwargs: Any) -> str:
+        self.calls.append(("log_dataset", args, kwargs))
+        return "digest-1"
+
+    def log_pyfunc_model(self, *args: Any, **kwargs: Any) -> tuple[str, str]:
+        self.calls.append(("log_pyfunc_model", args, kwargs))
+        return "models:/customer-segments/7", "7"
 
 
 class FakeMlflow(MlflowTracker):
@@ -98,6 +120,28 @@ def test_published_segments_alone_publishes_and_points_the_alias_at_its_model(ho
     assert not again.success
     assert "the champion changed since segment_model ran" in failure_messages(again)
     assert len(FAKE.named("set_alias")) == 1
+
+
+def test_segment_model_alone_writes_its_files_and_records_the_night_in_mlflow(home):
+    result = _alone("segment_model", home)
+    assert result.success, failure_messages(result)
+    part = home / "runs" / RUN_DATE
+    selection = pd.read_parquet(part / "selection.parquet")
+    assert len(FAKE.named("log_candidate")) == len(selection)
+    assert selection["chosen"].sum() == 1
+    info = json.loads((part / "segment_model.json").read_text())["info"]
+    assert (info["model_uri"], info["model_version"]) == ("models:/customer-segments/7", "7")
+    assert info["data_digest"] == "digest-1" and info["mlflow_run_id"] == "parent-1"
+    tables = {args[2] for args, _ in FAKE.named("log_table")}
+    assert {"selection_table", "segment_alignment", "segment_registry_proposed"} <= tables
+    assert "merge_path" in tables  # segments='merged', the default
+    ((args, _),) = FAKE.named("log_pyfunc_model")
+    assert args[0] == "parent-1" and args[1] == part / "segment_model.json"
+    assert FAKE.named("finish") == [(("parent-1",), {})]
+    assert (part / "plots" / "bic_vs_k.png").exists()
+    (meta,) = result.asset_materializations_for_node("segment_model")
+    assert meta.metadata["mlflow_model_uri"].value == "models:/customer-segments/7"
+    assert meta.metadata["mlflow_run_id"].value == "parent-1"
 
 
 def test_imputed_customers_alone_keeps_every_observed_cell_and_fills_only_the_missing(home):
