@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +118,7 @@ def main() -> None:
             ui = ui_night(Path(tmp) / "ui", args.executor)
         ratios.append(ui / cli)
         print(f"{i + 1:>4} {cli:9.1f} {ui:14.1f} {ui / cli:9.2f}")
-    print(f"median UI / CLI: {sorted(ratios)[len(ratios) // 2]:.2f}")
+    print(f"median UI / CLI: {statistics.median(ratios):.2f}")
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from em_pipeline.lib.stable_ids import assign_segment_ids
 
 @dataclass(frozen=True)
 class SegmentAssignment:
-    """Tonight's components as segments: the alignment (``stable_ids``), the merge path (None
-    when components are segments) and a log line."""
+    """Tonight's components as segments: their ids (a ``stable_ids`` assignment), the merge path
+    (None when components are segments) and a log line."""
 
-    alignment: Any
+    assignment: Any
     merge_table: pd.DataFrame | None
     note: str
 
@@ -93,7 +93,7 @@ def record_model(
     digest = tracker.log_dataset(
         parent, snapshot, source=lineage.snapshot_path, name="raw_customers"
     )
-    assignment = segments.alignment
+    assignment = segments.assignment
     info = bundle_info(
         lineage.run_date, lineage.dagster_run_id, parent, digest, settings, inputs,
         lineage.champion, lineage.warm_started, outcome, assignment,

@@ -104,7 +104,7 @@ def segment_model(
             outcome, inputs, snapshot, champion, schema, run_date, segments=config.segments,
             min_share=config.min_segment_share, max_match_distance=config.max_match_distance,
         )  # fmt: skip
-        assignment = segments.alignment
+        assignment = segments.assignment
         storage.write_parquet(assignment.alignment, run_date, a.ALIGNMENT)
         storage.write_parquet(assignment.registry, run_date, a.REGISTRY)
         context.log.info(
