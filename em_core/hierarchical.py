@@ -90,13 +90,40 @@ class _Groups:
         self.term[a] = self._term(self.n[a : a + 1], W, self.trace[a : a + 1])[0]
 
 
-def hierarchical_partitions(
-    X: FloatArray, n_clusters: Iterable[int], *, model: str = "VVV", use: str = "SVD"
-) -> dict[int, np.ndarray]:
-    """Labels (0..k−1, in order of first appearance) of the agglomeration's k-group level for
-    each requested k, from one pass over ``X`` (n, d) without NaN."""
+class Agglomeration:
+    """The whole merge sequence of one agglomeration: any level is cut from it in O(m log m)."""
+
+    def __init__(self, inverse: np.ndarray, merges: np.ndarray) -> None:
+        self.inverse = inverse  # distinct-row index of each row
+        self.merges = merges  # (m - 1, 2): at step s, group merges[s, 1] is folded into [s, 0]
+
+    @property
+    def n_distinct(self) -> int:
+        return len(self.merges) + 1
+
+    def labels(self, k: int) -> np.ndarray:
+        """Labels (0..k'−1 in order of first appearance, k' = min(k, distinct rows)) of the
+        k-group level: the groups after the first m − k merges."""
+        m = self.n_distinct
+        owner = np.arange(m)
+        done = self.merges[: max(m - k, 0)]
+        owner[done[:, 1]] = done[:, 0]
+        while True:  # pointer jumping to each group's surviving representative
+            nxt = owner[owner]
+            if np.array_equal(nxt, owner):
+                break
+            owner = nxt
+        groups = owner[self.inverse]
+        _, first = np.unique(groups, return_index=True)
+        order = groups[np.sort(first)]
+        relabel = np.empty(m, dtype=np.int64)
+        relabel[order] = np.arange(len(order))
+        return relabel[groups]
+
+
+def agglomerate(X: FloatArray, *, model: str = "VVV", use: str = "SVD") -> Agglomeration:
+    """The agglomeration of ``X`` (n, d) without NaN, down to one group."""
     X = np.asarray(X, dtype=np.float64)
-    ks = sorted(set(int(k) for k in n_clusters))
     if model not in _MODELS:
         raise ValueError(f"unknown hierarchical model {model!r}; choose one of {_MODELS}")
     if use not in _USES:
@@ -105,46 +132,46 @@ def hierarchical_partitions(
         raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
     if not np.all(np.isfinite(X)):
         raise ValueError("X must not contain NaN or inf (fill or drop incomplete rows first)")
-    if not ks or ks[0] < 1 or ks[-1] > X.shape[0]:
-        raise ValueError(f"every k must be between 1 and the {X.shape[0]} rows, got {ks}")
     Z = transform_for_hc(X, use)
     if Z.shape[1] == 0:
         Z = np.zeros((X.shape[0], 1))
     uniq, inverse, counts = np.unique(Z, axis=0, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    owner = _agglomerate(uniq, counts, model, ks)
-    out = {}
-    for k in ks:
-        groups = owner[min(k, len(uniq))][inverse]
-        _, first = np.unique(groups, return_index=True)
-        relabel = {g: i for i, g in enumerate(groups[np.sort(first)])}
-        out[k] = np.array([relabel[g] for g in groups], dtype=np.int64)
-    return out
+    return Agglomeration(inverse.reshape(-1), _merge_sequence(uniq, counts, model))
 
 
-def _agglomerate(
-    Z: FloatArray, counts: np.ndarray, model: str, ks: list[int]
+def hierarchical_partitions(
+    X: FloatArray, n_clusters: Iterable[int], *, model: str = "VVV", use: str = "SVD"
 ) -> dict[int, np.ndarray]:
-    """Group of each distinct row at every requested level (levels above m: the rows)."""
+    """Labels (0..k−1, in order of first appearance) of the agglomeration's k-group level for
+    each requested k, from one pass over ``X`` (n, d) without NaN."""
+    ks = sorted(set(int(k) for k in n_clusters))
+    n = np.shape(X)[0] if np.ndim(X) == 2 else 0
+    if n and (not ks or ks[0] < 1 or ks[-1] > n):
+        raise ValueError(f"every k must be between 1 and the {n} rows, got {ks}")
+    tree = agglomerate(X, model=model, use=use)
+    return {k: tree.labels(k) for k in ks}
+
+
+def _merge_sequence(Z: FloatArray, counts: np.ndarray, model: str) -> np.ndarray:
+    """(a, b) of each merge in order, b folded into a, over the m distinct rows ``Z``."""
     m, p = Z.shape
     total = Z - np.average(Z, axis=0, weights=counts)
     alpha = max(float(np.sum(counts[:, None] * total**2)) / (counts.sum() * p), 2.2e-16)
     groups = _Groups(Z, counts, model, alpha)
-    owner = np.arange(m)
-    levels = {k: owner.copy() for k in ks if k >= m}
+    merges = np.empty((max(m - 1, 0), 2), dtype=np.int64)
     alive = np.ones(m, dtype=bool)
     cost = np.full((m, m), np.inf)
     for a in range(m - 1):
         cost[a, a + 1 :] = groups.merge_costs(a, np.arange(a + 1, m))
         cost[a + 1 :, a] = cost[a, a + 1 :]
     best = np.argmin(cost, axis=1) if m > 1 else np.zeros(1, dtype=int)
-    for left in range(m - 1, 0, -1):
+    for step in range(m - 1):
         rows = np.flatnonzero(alive)
         i = rows[np.argmin(cost[rows, best[rows]])]
         a, b = min(i, best[i]), max(i, best[i])
         groups.merge(a, b)
+        merges[step] = a, b
         alive[b] = False
-        owner[owner == b] = a
         cost[b, :] = cost[:, b] = np.inf
         others = np.flatnonzero(alive)
         others = others[others != a]
@@ -158,6 +185,4 @@ def _agglomerate(
         closer = (cost[rest, a] < now) | ((cost[rest, a] == now) & (a < best[rest]))
         best[rest[closer]] = a
         best[a] = np.argmin(cost[a]) if others.size else a
-        if left in ks:
-            levels[left] = owner.copy()
-    return levels
+    return merges

@@ -12,6 +12,7 @@ import hashlib
 import numpy as np
 
 from ._typing import FloatArray, InitMethod
+from .hierarchical import Agglomeration, agglomerate
 from .params import GMMParams
 from .suffstats import SufficientStats, maximize
 
@@ -147,22 +148,18 @@ def labels_center(X: FloatArray, labels: np.ndarray, k: int, column_means: Float
     return np.divide(sums, counts, out=np.tile(column_means, (k, 1)), where=counts > 0)
 
 
-#: Partitions cut from one agglomeration: a sweep over K = 1..9 agglomerates once.
-_HC_MIN_LEVELS = 9
-_HC_CACHE: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+#: Agglomerations of recent samples: every K of a sweep is cut from one merge sequence.
+_HC_CACHE: dict[str, Agglomeration] = {}
 _HC_CACHE_SIZE = 8
 
 
 def hierarchical_labels(X: FloatArray, n_components: int) -> np.ndarray:
     """Labels of mclust's model-based hierarchical partition of ``X`` (no NaN) into K groups;
-    one agglomeration of a sample is cached and serves every K up to max(K, 9)."""
-    from .hierarchical import hierarchical_partitions
-
+    the agglomeration of a sample is cached and serves every K."""
     X = np.ascontiguousarray(X, dtype=np.float64)
-    max_k = min(max(_HC_MIN_LEVELS, n_components), X.shape[0])
-    key = (hashlib.blake2b(X.tobytes(), digest_size=16).hexdigest(), max_k)
+    key = hashlib.blake2b(X.tobytes() + repr(X.shape).encode(), digest_size=16).hexdigest()
     if key not in _HC_CACHE:
         if len(_HC_CACHE) >= _HC_CACHE_SIZE:
             _HC_CACHE.pop(next(iter(_HC_CACHE)))
-        _HC_CACHE[key] = hierarchical_partitions(X, range(1, max_k + 1), model="VVV", use="SVD")
-    return _HC_CACHE[key][n_components]
+        _HC_CACHE[key] = agglomerate(X, model="VVV", use="SVD")
+    return _HC_CACHE[key].labels(n_components)
