@@ -14,13 +14,16 @@ squares instead (Ward's criterion): the merge cost n_i n_j / (n_i + n_j) ‖ȳ_i
 ``use`` transforms the data first as mclust does: "VARS" none, "STD" standardised columns,
 "SVD" (mclust's default for initialisation) the standardised data rotated onto its singular
 vectors and scaled by 1/√(singular value). Time O(m²) merge-cost evaluations and memory O(m²)
-for m distinct rows: meant for the few thousand rows of a seeded subsample.
+for m distinct rows: meant for the few thousand rows of a seeded subsample. The merge loop runs
+compiled (``_hierarchical_kernels``); ``merge_sequence_reference`` is its numpy reference.
 """
 
 from collections.abc import Iterable
 
 import numpy as np
 
+from ._fast_kernels import HAVE_NUMBA
+from ._hierarchical_kernels import merge_sequence
 from ._typing import FloatArray
 
 _MODELS = ("VVV", "EII")
@@ -136,7 +139,12 @@ def agglomerate(X: FloatArray, *, model: str = "VVV", use: str = "SVD") -> Agglo
     if Z.shape[1] == 0:
         Z = np.zeros((X.shape[0], 1))
     uniq, inverse, counts = np.unique(Z, axis=0, return_inverse=True, return_counts=True)
-    return Agglomeration(inverse.reshape(-1), _merge_sequence(uniq, counts, model))
+    alpha = _alpha(uniq, counts)
+    if HAVE_NUMBA:
+        merges = merge_sequence(uniq, counts.astype(np.int64), alpha, model == "VVV")
+    else:  # pragma: no cover
+        merges = merge_sequence_reference(uniq, counts, model, alpha)
+    return Agglomeration(inverse.reshape(-1), merges)
 
 
 def hierarchical_partitions(
@@ -152,11 +160,18 @@ def hierarchical_partitions(
     return {k: tree.labels(k) for k in ks}
 
 
-def _merge_sequence(Z: FloatArray, counts: np.ndarray, model: str) -> np.ndarray:
-    """(a, b) of each merge in order, b folded into a, over the m distinct rows ``Z``."""
-    m, p = Z.shape
+def _alpha(Z: FloatArray, counts: np.ndarray) -> float:
+    """α = tr(W_total) / (n_total p), the regularisation of the VVV criterion."""
     total = Z - np.average(Z, axis=0, weights=counts)
-    alpha = max(float(np.sum(counts[:, None] * total**2)) / (counts.sum() * p), 2.2e-16)
+    return max(float(np.sum(counts[:, None] * total**2)) / (counts.sum() * Z.shape[1]), 2.2e-16)
+
+
+def merge_sequence_reference(
+    Z: FloatArray, counts: np.ndarray, model: str, alpha: float
+) -> np.ndarray:
+    """(a, b) of each merge in order, b folded into a, over the m distinct rows ``Z`` (numpy;
+    the compiled ``_hierarchical_kernels.merge_sequence`` makes the same merges)."""
+    m = Z.shape[0]
     groups = _Groups(Z, counts, model, alpha)
     merges = np.empty((max(m - 1, 0), 2), dtype=np.int64)
     alive = np.ones(m, dtype=bool)

@@ -49,15 +49,30 @@ def test_levels_are_nested_with_k_groups_labelled_in_order_of_appearance():
     assert same_partition(tree.labels(X.shape[0]), identical)
 
 
+@pytest.mark.parametrize("model", ["VVV", "EII"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_compiled_merge_loop_makes_the_numpy_references_merges(model, seed):
+    rng = np.random.default_rng(seed)
+    n, d = 150 + 100 * seed, 2 + seed
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + 4 * rng.integers(0, 3, (n, 1))
+    X[: n // 10] = X[n // 10 : 2 * (n // 10)]  # groups of identical rows
+    Z = hierarchical.transform_for_hc(X, "SVD")
+    uniq, counts = np.unique(Z, axis=0, return_counts=True)
+    alpha = hierarchical._alpha(uniq, counts)
+    compiled = hierarchical.merge_sequence(uniq, counts.astype(np.int64), alpha, model == "VVV")
+    reference = hierarchical.merge_sequence_reference(uniq, counts, model, alpha)
+    assert np.array_equal(compiled, reference)
+
+
 def test_one_agglomeration_serves_every_k_of_a_sweep(monkeypatch):
     calls = []
-    real = hierarchical._merge_sequence
+    real = hierarchical.merge_sequence
 
     def counted(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(hierarchical, "_merge_sequence", counted)
+    monkeypatch.setattr(hierarchical, "merge_sequence", counted)
     monkeypatch.setattr(init, "_HC_CACHE", {})
     X = np.random.default_rng(4).standard_normal((500, 4))
     fresh = {k: hierarchical_partitions(X, [k])[k] for k in (2, 9, 10, 16)}
