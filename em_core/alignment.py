@@ -1,7 +1,6 @@
 """Label alignment between two fitted mixtures, for segment ids that stay stable across refits."""
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ._typing import ArrayLike, FloatArray
 
@@ -72,6 +71,8 @@ def align_labels(gm, reference) -> np.ndarray:
     in ``reference``, the unmatched ones get −1. ``gm.predict(X)`` relabelled as
     ``perm[gm.predict(X)]`` then speaks the reference's ids.
     """
+    from scipy.optimize import linear_sum_assignment  # on first use: slow to import
+
     cost = component_distances(gm, reference)
     rows, cols = linear_sum_assignment(cost)
     perm = np.full(cost.shape[0], -1, dtype=np.int64)

@@ -27,7 +27,7 @@ dequantised zero) are floored there.
 from typing import Literal
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
 
 from ._typing import ArrayLike, FloatArray
 
@@ -62,6 +62,8 @@ def fit_lambda(x: ArrayLike, method: str) -> float | None:
         return float(0.5 * positive.min()) if positive.size else 1.0
     if observed.size < 3 or np.ptp(observed) == 0:
         raise ValueError("a power transform needs at least 3 distinct observed values")
+    from scipy import optimize, stats  # on first use: importing them costs scoring a second
+
     if method == "boxcox":
         if np.any(observed <= 0):
             raise ValueError("Box-Cox needs positive values; use 'yeojohnson' or 'auto'")
@@ -97,6 +99,8 @@ def forward(x: ArrayLike, method: str, lam: float | None) -> FloatArray:
             raise ValueError("Box-Cox needs positive values")
         out[seen] = special.boxcox(x[seen], lam)
     elif method == "yeojohnson":
+        from scipy import stats
+
         out[seen] = stats.yeojohnson(x[seen], lmbda=lam)
     elif method == "signed_yeojohnson":
         out[seen] = np.sign(x[seen]) * special.boxcox1p(np.abs(x[seen]), lam)

@@ -30,7 +30,6 @@ one number per feature and 20,000 rows pin it down); the rows should be dequanti
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from . import power
 from ._typing import ArrayLike, FloatArray
@@ -120,6 +119,8 @@ def component_criterion(
 
 
 def _best_lambda(x: FloatArray, method: str, others: FloatArray, tau: FloatArray) -> float:
+    from scipy import optimize  # on first use: importing it costs scoring a second
+
     with np.errstate(all="ignore"):
         result = optimize.minimize_scalar(
             lambda lam: -component_criterion(x, method, lam, others, tau),

@@ -96,7 +96,9 @@ def score_file(
         model_uri = f"models:/{registered_model_name}@{alias}"
     with warnings.catch_warnings(), mlflow_uris(tracking_uri):
         warnings.simplefilter("ignore", UserWarning)
-        model = mlflow.pyfunc.load_model(model_uri)
+        # suppress_warnings also skips comparing the model's pip requirements with every
+        # installed distribution (seconds): the installed em_core/em_pipeline score it anyway
+        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
     schema = model.unwrap_python_model().bundle.schema
     checked = validate_drop(
         [(input_path.name, read_drop_file(input_path))],

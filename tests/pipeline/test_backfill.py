@@ -10,6 +10,8 @@ from pipeline_helpers import failure_messages, run_pipeline
 
 from em_pipeline.lib.warehouse import read_table
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 D1, D2, D3 = "2024-05-01", "2024-05-02", "2024-05-03"
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from em_pipeline.__main__ import main
+
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
 
 
 def test_a_default_run_prints_few_lines_no_debug_no_trace_no_ansi(tmp_path, monkeypatch, capsys):

@@ -7,6 +7,8 @@ from pipeline_helpers import load_defs
 from em_pipeline import settings
 from em_pipeline.defs.schedules import make_nightly_schedule
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 ASSETS = {
     "raw_customers",
     "customer_features",

@@ -15,6 +15,8 @@ from pipeline_helpers import failure_messages, run_pipeline
 from em_pipeline.lib.segments import SegmentBundle
 from tests.core.order_data import STORE_COLUMNS, store_customers
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 # the nightly CLI's defaults (K = 1..8 x four covariance types, 3 restarts), not the fast sweep
 CLI_DEFAULTS = {"ops": {"segment_model": {"config": {}}, "imputed_customers": {"config": {}}}}
 

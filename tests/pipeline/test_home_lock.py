@@ -15,6 +15,8 @@ from em_pipeline.lib.failpoints import FAILPOINT_ENV, WAIT_FOR_ENV
 from em_pipeline.lib.home_lock import HOLDER_FILE, HomeBusy, hold_home
 from em_pipeline.lib.warehouse import read_table
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 HOLD = (
     "import sys, time; from em_pipeline.lib.home_lock import hold_home\n"
     "with hold_home(sys.argv[1], run_date='2024-05-09', command='holder'):\n"

@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import dagster as dg
+import pytest
 
 from em_pipeline.__main__ import main
 from em_pipeline.failure_report import EXIT_INTERNAL, EXIT_USAGE
 from em_pipeline.lib.failpoints import FAILPOINT_ENV
+
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
 
 
 def _cli(home, run_date, env):

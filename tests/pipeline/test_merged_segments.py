@@ -12,6 +12,8 @@ from pipeline_helpers import failure_messages, run_pipeline
 from em_pipeline.defs.resources import SampleCustomerSource
 from em_pipeline.lib.segments import SegmentBundle
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 MERGED = {
     "ops": {
         "segment_model": {

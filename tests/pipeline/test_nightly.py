@@ -19,6 +19,8 @@ from em_pipeline.lib.sample_data import write_sample_drop
 from em_pipeline.lib.segments import SegmentBundle
 from em_pipeline.lib.warehouse import read_table
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 # 800 customers: with 400 the night-3 BIC cannot afford a fifth component for 60 customers
 N = 800
 SEED = 7

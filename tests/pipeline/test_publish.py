@@ -17,6 +17,8 @@ from em_pipeline.lib.failpoints import FAILPOINT_ENV
 from em_pipeline.lib.published_versions import current_files
 from em_pipeline.lib.warehouse import publish_tables, read_table
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 
 class FailingWarehouse(Warehouse):
     """The real warehouse, with an error injected inside the publish transaction."""

@@ -12,6 +12,8 @@ from em_core import adjusted_rand_index
 from em_pipeline.defs.resources import SampleCustomerSource
 from em_pipeline.lib.segments import SegmentBundle
 
+pytestmark = pytest.mark.slow  # whole nights: scheduled first (tests/conftest.py)
+
 # the nightly CLI's defaults for the sweep, with components merged into segments
 MERGED = {"ops": {"segment_model": {"config": {"segments": "merged"}}}}
 RUN_DATE = "2024-05-01"
