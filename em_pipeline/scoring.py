@@ -7,16 +7,25 @@ rules as the nightly ingest (bad rows are written to ``<output>.rejected.<ext>``
 extra columns are ignored, the first copy of a duplicated id is kept) and writes one row per valid
 customer: ``customer_id, segment, segment_label, confidence, prob_segment_<id>…, model_uri,
 model_version, scored_at``.
+
+With the home's own registry (a local SQLite MLflow store whose models sit in a local artifact
+folder, the default), the alias and the model's ``segment_bundle`` file are read straight from
+the store's tables and the model's ``MLmodel`` file, and the bundle scores exactly as the pyfunc
+model's ``predict`` does (``SegmentBundle.score``), without importing MLflow (seconds of a short
+score). Any other registry, an explicit ``--model-uri``, or a store laid out differently goes
+through ``mlflow.pyfunc.load_model``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,70 @@ def _write(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class _LocalChampion:
+    version: str
+    bundle_path: Path
+
+
+def _local_champion(tracking_uri: str, name: str, alias: str) -> _LocalChampion | None:
+    """``name@alias``'s version and ``segment_bundle`` file, read from a local SQLite MLflow
+    store (tables ``registered_model_aliases``, ``model_versions``) and the model's ``MLmodel``;
+    None when the store is elsewhere or laid out otherwise (the caller then asks MLflow)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            row = con.execute(
+                "SELECT v.version, v.storage_location FROM registered_model_aliases a "
+                "JOIN model_versions v ON v.name = a.name AND v.version = a.version "
+                "WHERE a.name = ? AND a.alias = ? AND v.status = 'READY'",
+                (name, alias),
+            ).fetchone()
+        if row is None or not str(row[1]).startswith("file://"):
+            return None
+        model_dir = Path(str(row[1]).removeprefix("file://"))
+        flavor = yaml.safe_load((model_dir / "MLmodel").read_text())["flavors"]["python_function"]
+        if not str(flavor.get("model_code_path", "")).endswith("pyfunc_model.py"):
+            return None  # not this project's scoring model
+        bundle_path = model_dir / flavor["artifacts"]["segment_bundle"]["path"]
+        return _LocalChampion(str(row[0]), bundle_path) if bundle_path.is_file() else None
+    except (sqlite3.Error, OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
+def _mlflow_model(
+    tracking_uri: str, name: str, alias: str, model_uri: str | None
+) -> tuple[object, str, str]:
+    """(pyfunc model, model URI, version) through MLflow's registry."""
+    import mlflow
+
+    # the installed packages, imported before the model prepends its code copy to sys.path: their
+    # compiled kernels are cached, the copy's would be compiled afresh for every new model version
+    import em_pipeline.lib.segments  # noqa: F401
+    from em_pipeline.lib.mlflow_logging import mlflow_uris
+
+    version = ""
+    if model_uri is None:
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        try:
+            mv = client.get_model_version_by_alias(name, alias)
+        except mlflow.exceptions.MlflowException as e:
+            raise LookupError(
+                f"no model registered as {name}@{alias} in {tracking_uri}: "
+                "run the nightly job (and let it promote a model) first"
+            ) from e
+        version = str(mv.version)
+        model_uri = f"models:/{name}@{alias}"
+    with warnings.catch_warnings(), mlflow_uris(tracking_uri):
+        warnings.simplefilter("ignore", UserWarning)
+        # suppress_warnings also skips comparing the model's pip requirements with every
+        # installed distribution (seconds): the installed em_core/em_pipeline score it anyway
+        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
+    return model, model_uri, version
+
+
 def score_file(
     input_path: str | Path,
     output_path: str | Path,
@@ -69,12 +142,7 @@ def score_file(
     model_uri: str | None = None,
 ) -> ScoreResult:
     """Score a CSV/Parquet file of customers with the champion pyfunc model (see module doc)."""
-    import mlflow
-
-    # the installed packages, imported before the model prepends its code copy to sys.path: their
-    # compiled kernels are cached, the copy's would be compiled afresh for every new model version
-    import em_pipeline.lib.segments  # noqa: F401
-    from em_pipeline.lib.mlflow_logging import mlflow_uris
+    from em_pipeline.lib.segments import SegmentBundle
     from em_pipeline.lib.validation import read_drop_file, validate_drop
 
     input_path, output_path = Path(input_path), Path(output_path)
@@ -82,24 +150,18 @@ def score_file(
         raise ValueError(f"--output must end in .csv or .parquet: {output_path}")
     if not input_path.is_file():
         raise FileNotFoundError(f"input file {input_path} does not exist")
-    version = ""
-    if model_uri is None:
-        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-        try:
-            mv = client.get_model_version_by_alias(registered_model_name, alias)
-        except mlflow.exceptions.MlflowException as e:
-            raise LookupError(
-                f"no model registered as {registered_model_name}@{alias} in {tracking_uri}: "
-                "run the nightly job (and let it promote a model) first"
-            ) from e
-        version = str(mv.version)
-        model_uri = f"models:/{registered_model_name}@{alias}"
-    with warnings.catch_warnings(), mlflow_uris(tracking_uri):
-        warnings.simplefilter("ignore", UserWarning)
-        # suppress_warnings also skips comparing the model's pip requirements with every
-        # installed distribution (seconds): the installed em_core/em_pipeline score it anyway
-        model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
-    schema = model.unwrap_python_model().bundle.schema
+    local = None if model_uri else _local_champion(tracking_uri, registered_model_name, alias)
+    if local is not None:
+        bundle = SegmentBundle.load(local.bundle_path)
+        model_uri, version = f"models:/{registered_model_name}@{alias}", local.version
+        predict = bundle.score
+    else:
+        model, model_uri, version = _mlflow_model(
+            tracking_uri, registered_model_name, alias, model_uri
+        )
+        bundle = model.unwrap_python_model().bundle
+        predict = model.predict
+    schema = bundle.schema
     checked = validate_drop(
         [(input_path.name, read_drop_file(input_path))],
         schema,
@@ -108,7 +170,7 @@ def score_file(
         outlier_robust_z=0,  # a batch's own median says nothing; max_value still applies
     )
     valid = checked.snapshot
-    scored = model.predict(valid[schema.feature_names])
+    scored = predict(valid[schema.feature_names]).reset_index(drop=True)
     out = pd.concat(
         [valid[[schema.id_column]].reset_index(drop=True), scored.reset_index(drop=True)], axis=1
     )

@@ -82,3 +82,63 @@ def test_help_points_to_the_score_command(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "score --input" in capsys.readouterr().out
+
+
+def _score(home, src, out, monkeypatch, path):
+    """``score_file`` on the home's registry, forced through one path: 'local' (the store's
+    tables and files) or 'mlflow' (``mlflow.pyfunc.load_model``)."""
+    from em_pipeline import scoring
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"score went the other way than {path}")
+
+    with monkeypatch.context() as m:
+        m.setattr(scoring, "_mlflow_model" if path == "local" else "_local_champion", refuse)
+        if path == "mlflow":
+            m.setattr(scoring, "_local_champion", lambda *a: None)
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        return scoring.score_file(src, out, tracking_uri=uri)
+
+
+def test_the_homes_registry_scores_without_mlflow_exactly_as_the_pyfunc_model(
+    full_run, tmp_path, monkeypatch
+):
+    home, _ = full_run
+    snap = pd.read_parquet(home / "runs" / RUN_DATE / "raw_customers.parquet").head(50)
+    src = tmp_path / "customers.csv"
+    snap[["customer_id", *FEATURES]].to_csv(src, index=False)
+    local = _score(home, src, tmp_path / "local.parquet", monkeypatch, "local")
+    pyfunc = _score(home, src, tmp_path / "pyfunc.parquet", monkeypatch, "mlflow")
+    assert (local.model_uri, local.model_version) == (pyfunc.model_uri, pyfunc.model_version)
+    a = pd.read_parquet(local.output).drop(columns="scored_at")
+    b = pd.read_parquet(pyfunc.output).drop(columns="scored_at")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_local_read_follows_the_registry_alias_and_gives_way_to_mlflow(full_run, tmp_path):
+    import sqlite3
+
+    import mlflow
+
+    from em_pipeline.lib.mlflow_logging import mlflow_uris
+    from em_pipeline.scoring import _local_champion
+
+    home, _ = full_run
+    db = tmp_path / "mlflow.db"
+    with sqlite3.connect(home / "mlflow.db") as source, sqlite3.connect(db) as copy:
+        source.backup(copy)  # with what the write-ahead log holds
+    uri = f"sqlite:///{db}"
+    first = _local_champion(uri, "customer-segments", "champion")
+    assert first is not None and first.bundle_path.is_file()
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    current = client.get_model_version_by_alias("customer-segments", "champion")
+    with mlflow_uris(uri):  # MLflow resolves the version's logged model in the fluent store
+        again = client.create_model_version("customer-segments", current.source, current.run_id)
+    client.set_registered_model_alias("customer-segments", "champion", again.version)
+    moved = _local_champion(uri, "customer-segments", "champion")
+    assert moved.version == str(again.version) != first.version
+    assert moved.bundle_path == first.bundle_path
+    # another registry, an unknown alias, a missing store: MLflow decides
+    assert _local_champion("http://mlflow.example:5000", "customer-segments", "champion") is None
+    assert _local_champion(uri, "customer-segments", "no-such-alias") is None
+    assert _local_champion(f"sqlite:///{tmp_path / 'none.db'}", "customer-segments", "x") is None
