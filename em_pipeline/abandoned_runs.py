@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+from em_pipeline.code_location import record_as_code_location_run
 from em_pipeline.defs.schedules import HOME_TAG
 
 LAUNCHER_TAG = "em_segments/launched_by"
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance, home: str) -> list[str]:
-    """Mark the abandoned CLI runs of ``home`` failed; one message per run. Call with the home's
+    """Mark the abandoned CLI runs of ``home`` failed, with the code location's origin a finished
+    CLI run gets (so the UI's timeline shows them too); one message per run. Call with the home's
     lock held."""
     runs = instance.get_runs(
         dg.RunsFilter(
@@ -32,6 +34,7 @@ def fail_abandoned_runs(instance: dg.DagsterInstance, home: str) -> list[str]:
             "marked failed by the next CLI run on this home: the run's process ended without "
             "finishing (killed or crashed)",
         )
+        record_as_code_location_run(instance, run.run_id)
         partition = run.tags.get("dagster/partition", "?")
         done.append(f"Dagster run {run.run_id} (run date {partition}) was killed: marked failed")
     return done

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from em_pipeline.__main__ import main
+from em_pipeline.code_location import job_origin
 from em_pipeline.failure_report import EXIT_INTERNAL, EXIT_USAGE
 from em_pipeline.lib.failpoints import FAILPOINT_ENV
 
@@ -40,7 +41,10 @@ def test_a_killed_cli_run_is_marked_failed_by_the_next_one(tmp_path):
             f"repaired: Dagster run {stuck.run_id} (run date 2024-05-01) was killed" in nxt.stdout
         )
         with dg.DagsterInstance.get() as instance:
-            assert instance.get_run_by_id(stuck.run_id).status == dg.DagsterRunStatus.FAILURE
+            marked = instance.get_run_by_id(stuck.run_id)
+            assert marked.status == dg.DagsterRunStatus.FAILURE
+            assert stuck.remote_job_origin is None  # the killed run never got to record it
+            assert marked.remote_job_origin == job_origin(marked.job_name)  # on the timeline
     finally:
         if old is None:
             del os.environ["DAGSTER_HOME"]
