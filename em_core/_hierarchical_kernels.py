@@ -109,7 +109,7 @@ def merge_sequence(Z, counts, alpha, vvv):
     S = np.zeros((p, p))
     term = np.zeros(m)
     for i in range(m):
-        S[:, :] = 0.0  # every group starts with W = 0
+        S.fill(0.0)  # every group starts with W = 0
         term[i] = _term(n[i], S, 0.0, alpha, vvv)
     cost = np.full((m, m), np.inf)
     for a in range(m - 1):
@@ -135,8 +135,10 @@ def merge_sequence(Z, counts, alpha, vvv):
         for c in range(p):
             mean[a, c] = (n[a] * mean[a, c] + n[b] * mean[b, c]) / nab
         n[a], trace[a] = nab, trace[a] + (trace[b] + spread)
-        if vvv:
-            W[a, :, :] = S
+        if vvv:  # element by element: a slice assignment compiles its shape-error message
+            for r in range(p):
+                for c in range(p):
+                    W[a, r, c] = S[r, c]
         term[a] = _term(nab, S, trace[a], alpha, vvv)
         merges[step, 0], merges[step, 1] = a, b
         alive[b] = False

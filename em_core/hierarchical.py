@@ -16,6 +16,8 @@ squares instead (Ward's criterion): the merge cost n_i n_j / (n_i + n_j) ‖ȳ_i
 vectors and scaled by 1/√(singular value). Time O(m²) merge-cost evaluations and memory O(m²)
 for m distinct rows: meant for the few thousand rows of a seeded subsample. The merge loop runs
 compiled (``_hierarchical_kernels``); ``merge_sequence_reference`` is its numpy reference.
+Exactly tied merge costs (lattice data) go to the lowest group index, which need not be the
+pair mclust merges first; without ties the partitions are mclust's.
 """
 
 from collections.abc import Iterable
