@@ -170,7 +170,7 @@ def score_file(
         outlier_robust_z=0,  # a batch's own median says nothing; max_value still applies
     )
     valid = checked.snapshot
-    scored = predict(valid[schema.feature_names]).reset_index(drop=True)
+    scored = predict(valid[schema.feature_names])
     out = pd.concat(
         [valid[[schema.id_column]].reset_index(drop=True), scored.reset_index(drop=True)], axis=1
     )
