@@ -66,6 +66,7 @@ from ._fast_kernels import (
     _finish_stats,
     _stats_buffers,
     compiled_variants,
+    frozen,
     n_chunks,
     run_variant,
 )
@@ -76,6 +77,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _MIN_BLOCKS_PER_CHUNK = 4
 #: Runs of at most this many rows sharing a pattern are filled row by row (``_fill_rows_full``).
 _SHORT_RUN = 6
+#: A zero the kernels start their counters at: numba types the literal ``0`` as ``Literal[int](0)``,
+#: and a helper called before the counter is reassigned gets compiled once more for that type.
+_ZERO = np.int64(0)
 #: tied: runs of at most this many rows take their log-density row by row (``_tied_block_maha``).
 #: Up to here the K·d loop starts of the blocked form cost more than the rows themselves.
 _ROWWISE_MAHA = 64
@@ -482,6 +486,274 @@ if HAVE_NUMBA:  # pragma: no branch
                 if v > rowmax[r]:
                     rowmax[r] = v
 
+    @njit(**_JIT)
+    def _grouped_chunk(
+        c, X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block, bpc,
+        active, ident, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """Rows of chunk ``c`` of :func:`_grouped_kernel`: returns its (log-likelihood, entropy)
+        and adds its moments to ``nk_o[c]``, ``sx_o[c]``, ``sxx_o[c]``. A function of its own,
+        not the parallel loop's body: numba's parfor passes then see a one-line body, and both
+        variants share this one compilation."""
+        n, d = X.shape
+        K = const0.shape[0]
+        KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: its one Λ in 4 lanes
+        NC = KP if mode == 0 else 1  # lanes of the conditional covariances kept per run
+        KV = meansT.shape[1]  # K padded to a multiple of 4
+        Xt = np.empty((d, block))
+        Zt = np.empty((1, d, block))  # tied: x̃ (3-D for _fill_missing_row)
+        Yt = np.empty((d, block))
+        D = np.empty((K, d + 1, block))  # [x̂ − μ_k; 1], then [x̂ − c_k; 1] for the moments
+        for k in range(K):
+            for r in range(block):
+                D[k, d, r] = 1.0
+        RMT = np.empty((block, d, KV)) if mode == 1 else np.empty((1, 1, 1))
+        RC = np.empty((K, block))
+        Zk = np.empty((d, KP))
+        Ys = np.empty((2, d, KP))  # per-row solves (see _solve_rows)
+        Wt = np.empty((d + 1, block))
+        S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
+        y = np.empty(block)
+        maha = np.empty(block)
+        rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
+        used = np.zeros(K, dtype=np.bool_)
+        # the current pattern and its factors
+        cur = np.zeros(d, dtype=np.bool_)
+        have = False
+        factored = False  # the current pattern's factors are computed
+        a_ready = False  # and include A
+        bkey = np.empty(block, dtype=np.uint64)  # bit j % 64: cell j missing
+        curkey = np.uint64(0)
+        short_keys = d <= 64  # then the key is the pattern
+        # unsigned: indexing with them needs no wrap-around of negative indices (four integer
+        # operations per gathered value, the most of the short-run fills before)
+        mi = np.empty(d, dtype=np.uint64)  # missing cells, descending (see _factor_lanes)
+        oi = np.empty(d, dtype=np.uint64)
+        nm = _ZERO  # not the literal 0: see _ZERO
+        no = _ZERO
+        fmi = np.empty(d, dtype=np.uint64)  # the missing cells of the factors in Lc, Linv
+        fnm = 0
+        t0 = _ZERO
+        negA = np.empty((d, d, KP))
+        Cp = np.empty((d, d, KP))
+        hld = np.empty(KP)
+        W = np.empty((d, d, KP))
+        Lc = np.empty((d, d, KP))
+        idg = np.empty((d, KP))
+        Linv = np.empty((d, d, KP))
+        pconst = np.empty(K)
+        mtil = np.empty((d, KV))  # tied: m̃_k,m = −A μ_o (missing rows), components last
+        mt = np.empty((d, KV))  # tied: m̃_k P
+        dP = (d + 3) // 4 * 4
+        ut = np.empty(dP)  # tied: Λ x_o of a row (see _fill_rows_tied)
+        LamR = np.zeros((d, dP) if mode == 1 else (1, 4))  # tied: LamR[o, i] = Λ[i, o]
+        if mode == 1:
+            for i in range(d):
+                for o in range(d):
+                    LamR[o, i] = Lam[i, o, 0]
+        # the runs of the current block: rows, missing indices, conditional covariances
+        run_r0 = np.empty(block + 1, dtype=np.int64)
+        run_nm = np.empty(block, dtype=np.int64)
+        run_c = np.empty(block, dtype=np.int64)
+        run_mi = np.empty((block, d), dtype=np.uint64)
+        cstore = np.empty(NC * d * d * 8)
+        Cacc = np.zeros((d, d, KV))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
+        sw = np.zeros(KV)  # Σ_run r_ik, 0 in the padding lanes
+        ll = 0.0
+        ent = 0.0
+        start = c * bpc * block
+        stop = min(n, start + bpc * block)
+        bnext = start
+        while bnext < stop:  # blocks of ≤ block rows whose patterns' C fit in cstore
+            b0 = bnext
+            nb = min(block, stop - b0)
+            for r in range(nb):
+                src = b0 + r if ident else perm[b0 + r]
+                for j in range(d):
+                    Xt[j, r] = X[src, j]
+            for r in range(nb):  # the pattern keys, by rows of Xt: these loops vectorise
+                bkey[r] = 0
+            for j in range(d):
+                bit = np.uint64(1) << np.uint64(j & 63)
+                for r in range(nb):
+                    x = Xt[j, r]
+                    bkey[r] |= bit if x != x else np.uint64(0)
+            if mode == 1:
+                for i in range(d):
+                    for r in range(nb):
+                        Zt[0, i, r] = Xt[i, r]
+            for k in range(K):  # x − μ_k for the whole block; the runs fill the missing rows
+                if active[k]:
+                    for i in range(d):
+                        m = means[k, i]
+                        for r in range(nb):
+                            D[k, i, r] = Xt[i, r] - m
+            nruns = _ZERO
+            coff = 0
+            r0 = _ZERO
+            while r0 < nb:
+                same = have and bkey[r0] == curkey
+                if same and not short_keys:
+                    for j in range(d):
+                        if (Xt[j, r0] != Xt[j, r0]) != cur[j]:
+                            same = False
+                            break
+                if not same:  # a new pattern
+                    have = True
+                    factored = False
+                    a_ready = False
+                    curkey = bkey[r0]
+                    nm = _ZERO
+                    no = _ZERO
+                    for j in range(d - 1, -1, -1):  # descending, branch-free (random cells)
+                        isn = Xt[j, r0] != Xt[j, r0]
+                        cur[j] = isn
+                        mi[nm] = j
+                        oi[no] = j
+                        nm += isn
+                        no += not isn
+                    t0 = 0  # the missing cells shared with the pattern factorised before
+                    while t0 < nm and t0 < fnm and mi[t0] == fmi[t0]:
+                        t0 += 1
+                    fnm = nm
+                    for a in range(nm):
+                        fmi[a] = mi[a]
+                r1 = r0 + 1
+                while r1 < nb and bkey[r1] == curkey:
+                    if not short_keys:  # d > 64: the key is only a filter
+                        eq = True
+                        for j in range(d):
+                            if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
+                                eq = False
+                                break
+                        if not eq:
+                            break
+                    r1 += 1
+                # a full pattern whose rows end inside this block, fewer than |o| of them:
+                # per-row solves (|m|² per row) are cheaper than A (|m|²·|o| once)
+                short = r1 - r0 < no and r1 - r0 <= _SHORT_RUN and r1 < nb
+                need_a = not short
+                if not factored or (need_a and not a_ready):
+                    factored = True
+                    a_ready = need_a
+                    for k0 in range(0, KP, 4):
+                        _factor_lanes(
+                            Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, need_a, t0,
+                            k0,
+                        )  # fmt: skip
+                    t0 = nm  # A later for the same pattern: Lc and Lc⁻¹ are kept
+                    for k in range(K):
+                        kk = k if mode == 0 else 0
+                        pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
+                    if mode == 1:  # m̃_k and m̃_k P, four components per vector
+                        _tied_pattern_means(nm, mi, Cp, meansT, tiedT, P, mtil, mt)
+                c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
+                if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
+                    nb = r0  # cstore is full: the block ends before this run
+                    break
+                if r1 - r0 > _SHORT_RUN:  # then A is ready (need_a)
+                    _fill_run(r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC)
+                elif mode == 1:
+                    _fill_rows_tied(
+                        r0, r1, nm, no, mi, oi, LamR, Cp, pconst, mtil, active, Xt, Zt, ut, D,
+                        RC,
+                    )  # fmt: skip
+                elif a_ready:
+                    _fill_rows_full(
+                        r0, r1, nm, no, mi, oi, meansT, negA, pconst, active, Xt, Zk, D, RC
+                    )
+                else:
+                    _solve_rows(
+                        r0, r1, nm, no, mi, oi, meansT, Lam, Lc, idg, Ys, pconst, active, Xt,
+                        Zk, D, RC,
+                    )  # fmt: skip
+                run_r0[nruns] = r0
+                if mode == 1:
+                    for j in range(d):
+                        for k0 in range(0, KV, 4):
+                            vst3(vld2(mt, j, k0), RMT, nruns, j, k0)
+                if want_stats:  # keep the run's pattern for the conditional covariances
+                    run_nm[nruns] = nm
+                    run_c[nruns] = coff
+                    for a in range(nm):
+                        run_mi[nruns, a] = mi[a]
+                    for a in range(nm):  # the upper triangle, components last
+                        for b in range(a, nm):
+                            if mode == 0:
+                                for k0 in range(0, NC, 4):
+                                    vst1(vld3(Cp, a, b, k0), cstore, coff + k0)
+                            else:
+                                cstore[coff] = Cp[a, b, 0]
+                            coff += NC
+                nruns += 1
+                r0 = r1
+            run_r0[nruns] = nb
+            bnext = b0 + nb
+            _block_maha(
+                nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
+            )
+            bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+            ll += bll
+            ent += bent
+            if want_resp:
+                for r in range(nb):
+                    lpn = rowmax[r] + ls[r]
+                    dst = b0 + r if ident else perm[b0 + r]
+                    lpn_o[dst] = lpn
+                    for k in range(K):
+                        lr_o[dst, k] = L[k, r] - lpn
+            if not want_stats:
+                continue
+            for k in range(K):
+                used[k] = False
+                if active[k]:
+                    for r in range(nb):
+                        if E[k, r] > 0.0:
+                            used[k] = True
+                            break
+            for q in range(nruns):  # conditional covariance: (Σ_run r_ik) C_k in (m, m)
+                qm = run_nm[q]
+                if qm == 0:
+                    continue
+                q0 = run_r0[q]
+                q1 = run_r0[q + 1]
+                if q1 - q0 == 1:  # most runs at n = 10⁵: no loop to start
+                    for k in range(K):
+                        sw[k] = E[k, q0]
+                else:
+                    for k in range(K):
+                        t = 0.0
+                        for r in range(q0, q1):
+                            t += E[k, r]
+                        sw[k] = t
+                idx = run_c[q]  # C of the run: (a, b ≥ a, component)
+                for a in range(qm):  # E is 0 for inactive components: adds +0.0
+                    ma = run_mi[q, a]
+                    for b in range(a, qm):
+                        mb = run_mi[q, b]  # ≤ ma (mi descends): Cacc[mb, ma] is upper
+                        for k0 in range(0, KV, 4):
+                            cv = vld1(cstore, idx + k0) if mode == 0 else vsplat(cstore[idx])
+                            cnew = vfma(vld3(Cacc, mb, ma, k0), vld1(sw, k0), cv)
+                            vst3(cnew, Cacc, mb, ma, k0)
+                        idx += NC
+            for k in range(K):
+                if not used[k]:
+                    continue
+                Dk = D[k]
+                if has_off:
+                    for a in range(d):
+                        t = off[k, a]
+                        for r in range(nb):
+                            Dk[a, r] += t
+                _add_weighted_gram(E[k], Dk, Wt, nb, S[k])
+        if want_stats:
+            for k in range(K):
+                for a in range(d):  # the conditional covariances first, in the run order
+                    for b in range(a, d):
+                        sxx_o[c, k, a, b] += Cacc[a, b, k]
+                nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
+        return ll, ent
+
     def _grouped_kernel(
         X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block, nchunks,
         chunk_order, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
@@ -492,11 +764,8 @@ if HAVE_NUMBA:  # pragma: no branch
         chunks differ in cost (many rare patterns late in the order), and the threads take
         contiguous ranges of iterations; the spread evens them out. Each chunk keeps its own
         accumulators, so the result does not depend on the order."""
-        n, d = X.shape
+        n = X.shape[0]
         K = const0.shape[0]
-        KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: its one Λ in 4 lanes
-        NC = KP if mode == 0 else 1  # lanes of the conditional covariances kept per run
-        KV = meansT.shape[1]  # K padded to a multiple of 4
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks
         ll_o = np.zeros(nchunks)
@@ -507,262 +776,10 @@ if HAVE_NUMBA:  # pragma: no branch
         ident = perm.shape[0] == 0  # rows already in pattern order
         for ci in prange(nchunks):
             c = chunk_order[ci]
-            Xt = np.empty((d, block))
-            Zt = np.empty((1, d, block))  # tied: x̃ (3-D for _fill_missing_row)
-            Yt = np.empty((d, block))
-            D = np.empty((K, d + 1, block))  # [x̂ − μ_k; 1], then [x̂ − c_k; 1] for the moments
-            for k in range(K):
-                for r in range(block):
-                    D[k, d, r] = 1.0
-            RMT = np.empty((block, d, KV)) if mode == 1 else np.empty((1, 1, 1))
-            RC = np.empty((K, block))
-            Zk = np.empty((d, KP))
-            Ys = np.empty((2, d, KP))  # per-row solves (see _solve_rows)
-            Wt = np.empty((d + 1, block))
-            S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
-            y = np.empty(block)
-            maha = np.empty(block)
-            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
-            used = np.zeros(K, dtype=np.bool_)
-            # the current pattern and its factors
-            cur = np.zeros(d, dtype=np.bool_)
-            have = False
-            factored = False  # the current pattern's factors are computed
-            a_ready = False  # and include A
-            bkey = np.empty(block, dtype=np.uint64)  # bit j % 64: cell j missing
-            curkey = np.uint64(0)
-            short_keys = d <= 64  # then the key is the pattern
-            # unsigned: indexing with them needs no wrap-around of negative indices (four integer
-            # operations per gathered value, the most of the short-run fills before)
-            mi = np.empty(d, dtype=np.uint64)  # missing cells, descending (see _factor_lanes)
-            oi = np.empty(d, dtype=np.uint64)
-            nm = 0
-            no = 0
-            fmi = np.empty(d, dtype=np.uint64)  # the missing cells of the factors in Lc, Linv
-            fnm = 0
-            t0 = 0
-            negA = np.empty((d, d, KP))
-            Cp = np.empty((d, d, KP))
-            hld = np.empty(KP)
-            W = np.empty((d, d, KP))
-            Lc = np.empty((d, d, KP))
-            idg = np.empty((d, KP))
-            Linv = np.empty((d, d, KP))
-            pconst = np.empty(K)
-            mtil = np.empty((d, KV))  # tied: m̃_k,m = −A μ_o (missing rows), components last
-            mt = np.empty((d, KV))  # tied: m̃_k P
-            dP = (d + 3) // 4 * 4
-            ut = np.empty(dP)  # tied: Λ x_o of a row (see _fill_rows_tied)
-            LamR = np.zeros((d, dP) if mode == 1 else (1, 4))  # tied: LamR[o, i] = Λ[i, o]
-            if mode == 1:
-                for i in range(d):
-                    for o in range(d):
-                        LamR[o, i] = Lam[i, o, 0]
-            # the runs of the current block: rows, missing indices, conditional covariances
-            run_r0 = np.empty(block + 1, dtype=np.int64)
-            run_nm = np.empty(block, dtype=np.int64)
-            run_c = np.empty(block, dtype=np.int64)
-            run_mi = np.empty((block, d), dtype=np.uint64)
-            cstore = np.empty(NC * d * d * 8)
-            Cacc = np.zeros((d, d, KV))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
-            sw = np.zeros(KV)  # Σ_run r_ik, 0 in the padding lanes
-            ll = 0.0
-            ent = 0.0
-            start = c * bpc * block
-            stop = min(n, start + bpc * block)
-            bnext = start
-            while bnext < stop:  # blocks of ≤ block rows whose patterns' C fit in cstore
-                b0 = bnext
-                nb = min(block, stop - b0)
-                for r in range(nb):
-                    src = b0 + r if ident else perm[b0 + r]
-                    for j in range(d):
-                        Xt[j, r] = X[src, j]
-                for r in range(nb):  # the pattern keys, by rows of Xt: these loops vectorise
-                    bkey[r] = 0
-                for j in range(d):
-                    bit = np.uint64(1) << np.uint64(j & 63)
-                    for r in range(nb):
-                        x = Xt[j, r]
-                        bkey[r] |= bit if x != x else np.uint64(0)
-                if mode == 1:
-                    for i in range(d):
-                        for r in range(nb):
-                            Zt[0, i, r] = Xt[i, r]
-                for k in range(K):  # x − μ_k for the whole block; the runs fill the missing rows
-                    if active[k]:
-                        for i in range(d):
-                            m = means[k, i]
-                            for r in range(nb):
-                                D[k, i, r] = Xt[i, r] - m
-                nruns = 0
-                coff = 0
-                r0 = 0
-                while r0 < nb:
-                    same = have and bkey[r0] == curkey
-                    if same and not short_keys:
-                        for j in range(d):
-                            if (Xt[j, r0] != Xt[j, r0]) != cur[j]:
-                                same = False
-                                break
-                    if not same:  # a new pattern
-                        have = True
-                        factored = False
-                        a_ready = False
-                        curkey = bkey[r0]
-                        nm = 0
-                        no = 0
-                        for j in range(d - 1, -1, -1):  # descending, branch-free (random cells)
-                            isn = Xt[j, r0] != Xt[j, r0]
-                            cur[j] = isn
-                            mi[nm] = j
-                            oi[no] = j
-                            nm += isn
-                            no += not isn
-                        t0 = 0  # the missing cells shared with the pattern factorised before
-                        while t0 < nm and t0 < fnm and mi[t0] == fmi[t0]:
-                            t0 += 1
-                        fnm = nm
-                        for a in range(nm):
-                            fmi[a] = mi[a]
-                    r1 = r0 + 1
-                    while r1 < nb and bkey[r1] == curkey:
-                        if not short_keys:  # d > 64: the key is only a filter
-                            eq = True
-                            for j in range(d):
-                                if (Xt[j, r1] != Xt[j, r1]) != cur[j]:
-                                    eq = False
-                                    break
-                            if not eq:
-                                break
-                        r1 += 1
-                    # a full pattern whose rows end inside this block, fewer than |o| of them:
-                    # per-row solves (|m|² per row) are cheaper than A (|m|²·|o| once)
-                    short = r1 - r0 < no and r1 - r0 <= _SHORT_RUN and r1 < nb
-                    need_a = not short
-                    if not factored or (need_a and not a_ready):
-                        factored = True
-                        a_ready = need_a
-                        for k0 in range(0, KP, 4):
-                            _factor_lanes(
-                                Lam, mi, nm, oi, no, negA, Cp, hld, W, Lc, idg, Linv, need_a, t0,
-                                k0,
-                            )  # fmt: skip
-                        t0 = nm  # A later for the same pattern: Lc and Lc⁻¹ are kept
-                        for k in range(K):
-                            kk = k if mode == 0 else 0
-                            pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
-                        if mode == 1:  # m̃_k and m̃_k P, four components per vector
-                            _tied_pattern_means(nm, mi, Cp, meansT, tiedT, P, mtil, mt)
-                    c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
-                    if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
-                        nb = r0  # cstore is full: the block ends before this run
-                        break
-                    if r1 - r0 > _SHORT_RUN:  # then A is ready (need_a)
-                        _fill_run(
-                            r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC
-                        )
-                    elif mode == 1:
-                        _fill_rows_tied(
-                            r0, r1, nm, no, mi, oi, LamR, Cp, pconst, mtil, active, Xt, Zt, ut, D,
-                            RC,
-                        )  # fmt: skip
-                    elif a_ready:
-                        _fill_rows_full(
-                            r0, r1, nm, no, mi, oi, meansT, negA, pconst, active, Xt, Zk, D, RC
-                        )
-                    else:
-                        _solve_rows(
-                            r0, r1, nm, no, mi, oi, meansT, Lam, Lc, idg, Ys, pconst, active, Xt,
-                            Zk, D, RC,
-                        )  # fmt: skip
-                    run_r0[nruns] = r0
-                    if mode == 1:
-                        for j in range(d):
-                            for k0 in range(0, KV, 4):
-                                vst3(vld2(mt, j, k0), RMT, nruns, j, k0)
-                    if want_stats:  # keep the run's pattern for the conditional covariances
-                        run_nm[nruns] = nm
-                        run_c[nruns] = coff
-                        for a in range(nm):
-                            run_mi[nruns, a] = mi[a]
-                        for a in range(nm):  # the upper triangle, components last
-                            for b in range(a, nm):
-                                if mode == 0:
-                                    for k0 in range(0, NC, 4):
-                                        vst1(vld3(Cp, a, b, k0), cstore, coff + k0)
-                                else:
-                                    cstore[coff] = Cp[a, b, 0]
-                                coff += NC
-                    nruns += 1
-                    r0 = r1
-                run_r0[nruns] = nb
-                bnext = b0 + nb
-                _block_maha(
-                    nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
-                )
-                bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
-                ll += bll
-                ent += bent
-                if want_resp:
-                    for r in range(nb):
-                        lpn = rowmax[r] + ls[r]
-                        dst = b0 + r if ident else perm[b0 + r]
-                        lpn_o[dst] = lpn
-                        for k in range(K):
-                            lr_o[dst, k] = L[k, r] - lpn
-                if not want_stats:
-                    continue
-                for k in range(K):
-                    used[k] = False
-                    if active[k]:
-                        for r in range(nb):
-                            if E[k, r] > 0.0:
-                                used[k] = True
-                                break
-                for q in range(nruns):  # conditional covariance: (Σ_run r_ik) C_k in (m, m)
-                    qm = run_nm[q]
-                    if qm == 0:
-                        continue
-                    q0 = run_r0[q]
-                    q1 = run_r0[q + 1]
-                    if q1 - q0 == 1:  # most runs at n = 10⁵: no loop to start
-                        for k in range(K):
-                            sw[k] = E[k, q0]
-                    else:
-                        for k in range(K):
-                            t = 0.0
-                            for r in range(q0, q1):
-                                t += E[k, r]
-                            sw[k] = t
-                    idx = run_c[q]  # C of the run: (a, b ≥ a, component)
-                    for a in range(qm):  # E is 0 for inactive components: adds +0.0
-                        ma = run_mi[q, a]
-                        for b in range(a, qm):
-                            mb = run_mi[q, b]  # ≤ ma (mi descends): Cacc[mb, ma] is upper
-                            for k0 in range(0, KV, 4):
-                                cv = vld1(cstore, idx + k0) if mode == 0 else vsplat(cstore[idx])
-                                cnew = vfma(vld3(Cacc, mb, ma, k0), vld1(sw, k0), cv)
-                                vst3(cnew, Cacc, mb, ma, k0)
-                            idx += NC
-                for k in range(K):
-                    if not used[k]:
-                        continue
-                    Dk = D[k]
-                    if has_off:
-                        for a in range(d):
-                            t = off[k, a]
-                            for r in range(nb):
-                                Dk[a, r] += t
-                    _add_weighted_gram(E[k], Dk, Wt, nb, S[k])
-            if want_stats:
-                for k in range(K):
-                    for a in range(d):  # the conditional covariances first, in the run order
-                        for b in range(a, d):
-                            sxx_o[c, k, a, b] += Cacc[a, b, k]
-                    nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
-            ll_o[c] = ll
-            ent_o[c] = ent
+            ll_o[c], ent_o[c] = _grouped_chunk(
+                c, X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block,
+                bpc, active, ident, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
+            )  # fmt: skip
         return ll_o, ent_o
 
     @njit(**_JIT_REDUCE_OPTS)
@@ -793,115 +810,128 @@ if HAVE_NUMBA:  # pragma: no branch
             sxx[a, 0] += s2
         return s0
 
+    @njit(**_JIT_OPTS)
+    def _masked_chunk(
+        c, X, lw, means, shift, Pd, hl, var, block, bpc, want_stats, nk_o, sx_o, sxx_o, want_resp,
+        lpn_o, lr_o,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """Rows of chunk ``c`` of :func:`_masked_kernel`: returns its (log-likelihood, entropy)
+        and adds its moments to ``nk_o[c]``, ``sx_o[c]``, ``sxx_o[c]`` (see
+        :func:`_grouped_chunk`)."""
+        n, d = X.shape
+        K = lw.shape[0]
+        Xt = np.zeros((d, block))  # zero: padding columns must stay finite
+        maha = np.empty(block)
+        rc = np.empty(block)
+        rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
+        active = np.zeros(K, dtype=np.bool_)
+        ll = 0.0
+        ent = 0.0
+        start = c * bpc * block
+        stop = min(n, start + bpc * block)
+        for b0 in range(start, stop, block):
+            nb = min(block, stop - b0)
+            for r in range(nb):
+                for j in range(d):
+                    Xt[j, r] = X[b0 + r, j]
+            if nb < block:
+                for j in range(d):
+                    for r in range(nb, block):
+                        Xt[j, r] = 0.0
+            for r in range(nb):
+                rowmax[r] = -np.inf
+            for k in range(K):
+                ck = lw[k]
+                if not (ck > -np.inf):
+                    active[k] = False
+                    for r in range(nb):
+                        L[k, r] = -np.inf
+                    continue
+                active[k] = True
+                for r in range(nb):
+                    maha[r] = 0.0
+                    rc[r] = 0.0
+                j = 0
+                while j + 4 <= d:  # four features per pass, in order of j
+                    m0, m1, m2, m3 = (
+                        means[k, j],
+                        means[k, j + 1],
+                        means[k, j + 2],
+                        means[k, j + 3],
+                    )
+                    p0, p1, p2, p3 = Pd[k, j], Pd[k, j + 1], Pd[k, j + 2], Pd[k, j + 3]
+                    h0, h1, h2, h3 = hl[k, j], hl[k, j + 1], hl[k, j + 2], hl[k, j + 3]
+                    for r in range(nb):
+                        x0, x1, x2, x3 = Xt[j, r], Xt[j + 1, r], Xt[j + 2, r], Xt[j + 3, r]
+                        t0 = (x0 - m0) * p0
+                        t1 = (x1 - m1) * p1
+                        t2 = (x2 - m2) * p2
+                        t3 = (x3 - m3) * p3
+                        maha[r] = (
+                            maha[r]
+                            + (t0 * t0 if x0 == x0 else 0.0)
+                            + (t1 * t1 if x1 == x1 else 0.0)
+                            + (t2 * t2 if x2 == x2 else 0.0)
+                            + (t3 * t3 if x3 == x3 else 0.0)
+                        )
+                        rc[r] = (
+                            rc[r]
+                            + (h0 if x0 == x0 else 0.0)
+                            + (h1 if x1 == x1 else 0.0)
+                            + (h2 if x2 == x2 else 0.0)
+                            + (h3 if x3 == x3 else 0.0)
+                        )
+                    j += 4
+                while j < d:
+                    m = means[k, j]
+                    p = Pd[k, j]
+                    h = hl[k, j]
+                    for r in range(nb):
+                        x = Xt[j, r]
+                        ob = x == x
+                        t = (x - m) * p
+                        maha[r] += t * t if ob else 0.0
+                        rc[r] += h if ob else 0.0
+                    j += 1
+                for r in range(nb):
+                    v = ck + rc[r] - 0.5 * maha[r]
+                    L[k, r] = v
+                    if v > rowmax[r]:
+                        rowmax[r] = v
+            bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+            ll += bll
+            ent += bent
+            if want_resp:
+                for r in range(nb):
+                    lpn = rowmax[r] + ls[r]
+                    lpn_o[b0 + r] = lpn
+                    for k in range(K):
+                        lr_o[b0 + r, k] = L[k, r] - lpn
+            if not want_stats:
+                continue
+            for k in range(K):
+                if not active[k]:
+                    continue
+                nk_o[c, k] += _masked_diag_moments(
+                    Xt, E[k], shift[k], means[k], var[k], nb, sx_o[c, k], sxx_o[c, k]
+                )
+        return ll, ent
+
     def _masked_kernel(
         X, lw, means, shift, Pd, hl, var, block, nchunks,
         want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
     ):  # fmt: skip  # pragma: no cover - compiled
         """diag / spherical: missing axes drop out (``hl[k, j] = log Pd[k, j] − ½ log 2π``)."""
-        n, d = X.shape
-        K = lw.shape[0]
+        n = X.shape[0]
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks
         ll_o = np.zeros(nchunks)
         ent_o = np.zeros(nchunks)
         for c in prange(nchunks):
-            Xt = np.zeros((d, block))  # zero: padding columns must stay finite
-            maha = np.empty(block)
-            rc = np.empty(block)
-            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
-            active = np.zeros(K, dtype=np.bool_)
-            ll = 0.0
-            ent = 0.0
-            start = c * bpc * block
-            stop = min(n, start + bpc * block)
-            for b0 in range(start, stop, block):
-                nb = min(block, stop - b0)
-                for r in range(nb):
-                    for j in range(d):
-                        Xt[j, r] = X[b0 + r, j]
-                if nb < block:
-                    for j in range(d):
-                        for r in range(nb, block):
-                            Xt[j, r] = 0.0
-                for r in range(nb):
-                    rowmax[r] = -np.inf
-                for k in range(K):
-                    ck = lw[k]
-                    if not (ck > -np.inf):
-                        active[k] = False
-                        for r in range(nb):
-                            L[k, r] = -np.inf
-                        continue
-                    active[k] = True
-                    for r in range(nb):
-                        maha[r] = 0.0
-                        rc[r] = 0.0
-                    j = 0
-                    while j + 4 <= d:  # four features per pass, in order of j
-                        m0, m1, m2, m3 = (
-                            means[k, j],
-                            means[k, j + 1],
-                            means[k, j + 2],
-                            means[k, j + 3],
-                        )
-                        p0, p1, p2, p3 = Pd[k, j], Pd[k, j + 1], Pd[k, j + 2], Pd[k, j + 3]
-                        h0, h1, h2, h3 = hl[k, j], hl[k, j + 1], hl[k, j + 2], hl[k, j + 3]
-                        for r in range(nb):
-                            x0, x1, x2, x3 = Xt[j, r], Xt[j + 1, r], Xt[j + 2, r], Xt[j + 3, r]
-                            t0 = (x0 - m0) * p0
-                            t1 = (x1 - m1) * p1
-                            t2 = (x2 - m2) * p2
-                            t3 = (x3 - m3) * p3
-                            maha[r] = (
-                                maha[r]
-                                + (t0 * t0 if x0 == x0 else 0.0)
-                                + (t1 * t1 if x1 == x1 else 0.0)
-                                + (t2 * t2 if x2 == x2 else 0.0)
-                                + (t3 * t3 if x3 == x3 else 0.0)
-                            )
-                            rc[r] = (
-                                rc[r]
-                                + (h0 if x0 == x0 else 0.0)
-                                + (h1 if x1 == x1 else 0.0)
-                                + (h2 if x2 == x2 else 0.0)
-                                + (h3 if x3 == x3 else 0.0)
-                            )
-                        j += 4
-                    while j < d:
-                        m = means[k, j]
-                        p = Pd[k, j]
-                        h = hl[k, j]
-                        for r in range(nb):
-                            x = Xt[j, r]
-                            ob = x == x
-                            t = (x - m) * p
-                            maha[r] += t * t if ob else 0.0
-                            rc[r] += h if ob else 0.0
-                        j += 1
-                    for r in range(nb):
-                        v = ck + rc[r] - 0.5 * maha[r]
-                        L[k, r] = v
-                        if v > rowmax[r]:
-                            rowmax[r] = v
-                bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
-                ll += bll
-                ent += bent
-                if want_resp:
-                    for r in range(nb):
-                        lpn = rowmax[r] + ls[r]
-                        lpn_o[b0 + r] = lpn
-                        for k in range(K):
-                            lr_o[b0 + r, k] = L[k, r] - lpn
-                if not want_stats:
-                    continue
-                for k in range(K):
-                    if not active[k]:
-                        continue
-                    nk_o[c, k] += _masked_diag_moments(
-                        Xt, E[k], shift[k], means[k], var[k], nb, sx_o[c, k], sxx_o[c, k]
-                    )
-            ll_o[c] = ll
-            ent_o[c] = ent
+            ll_o[c], ent_o[c] = _masked_chunk(
+                c, X, lw, means, shift, Pd, hl, var, block, bpc, want_stats, nk_o, sx_o, sxx_o,
+                want_resp, lpn_o, lr_o,
+            )  # fmt: skip
         return ll_o, ent_o
 
     _grouped_parallel, _grouped_serial = compiled_variants(_grouped_kernel, "_grouped")
@@ -980,6 +1010,7 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         Pd = np.ascontiguousarray(np.broadcast_to(Pd, (K, d)))
         hl = np.log(Pd) - 0.5 * _LOG_2PI
         var = 1.0 / Pd**2
+        X, lw, means, shift, Pd, hl, var = frozen(X, lw, means, shift, Pd, hl, var)
         args = (X, lw, means, shift, Pd, hl, var, block, nchunks,
                 want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
         kernels = (_masked_parallel, _masked_serial)
@@ -1003,9 +1034,11 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         meansT[:, :K] = means.T
         # tied: Λ μ_k and μ_k P, components last (see _tied_pattern_means)
         tiedT = np.stack([P[0] @ (P[0].T @ meansT), P[0].T @ meansT]) if mode == 1 else _NO_TIED
+        X, perm, const0, means, meansT, tiedT, off, P, Lam, order = frozen(
+            X, perm, const0, means, meansT, tiedT, off, P, Lam, _spread_order(nchunks)
+        )
         args = (X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block,
-                nchunks, _spread_order(nchunks), want_stats, nk, sx, sxx, want_resp, lpn,
-                lr)  # fmt: skip
+                nchunks, order, want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
     ll, ent = run_variant(*kernels, args, parallel, nchunks)
     return nk, sx, sxx, ll, ent, lpn, lr

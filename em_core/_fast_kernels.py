@@ -120,6 +120,19 @@ def compiled_variants(func, base):
     return tuple(variants)
 
 
+def frozen(*arrays):
+    """Read-only views of the kernels' input arrays. numba compiles a writable and a read-only
+    array argument separately, and callers pass both (fitted parameters are read-only, fresh
+    arrays are not): with every input frozen, each kernel has one signature to compile, cache
+    and warm up, whoever calls it."""
+    views = []
+    for a in arrays:
+        view = a.view()
+        view.flags.writeable = False
+        views.append(view)
+    return tuple(views)
+
+
 # --------------------------------------------------------------------------------------------
 # Parameter preparation (shared by both back-ends)
 # --------------------------------------------------------------------------------------------
@@ -208,7 +221,8 @@ class _Centre(NamedTuple):
 def _centre(const, means, Pd, shift, mode):
     K, d = means.shape
     if mode != 2:
-        return _Centre(np.zeros(d), np.zeros(K, dtype=np.bool_), False, means, means)
+        g, near, mc = frozen(np.zeros(d), np.zeros(K, dtype=np.bool_), means)
+        return _Centre(g, near, False, mc, mc)
     live = const > -np.inf
     # a median (by a sort: np.median's overhead shows at n = 10⁵): one remote component does
     # not drag the centre away from the others
@@ -218,6 +232,7 @@ def _centre(const, means, Pd, shift, mode):
     cshift = np.asarray(shift, dtype=np.float64) - g
     reach = np.maximum(np.abs(mc), np.abs(cshift)) * Pd
     near = (reach <= _CENTRE_MAX_SIGMAS).all(axis=1) | ~live  # zero weight: -inf anyway
+    g, near, mc, cshift = frozen(g, near, mc, cshift)
     return _Centre(g, near, bool(np.any(~near)), mc, cshift)
 
 
@@ -772,6 +787,101 @@ if HAVE_NUMBA:
                     fbuf[r] -= t if rk > 0.0 else 0.0
         return ll, _sum4(fbuf, nb)
 
+    @njit(**_JIT_OPTS)
+    def _estep_chunk(
+        c, X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, bpc, margin,
+        want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o, ctr,
+    ):  # fmt: skip  # pragma: no cover - compiled
+        """Rows of chunk ``c`` of :func:`_estep_kernel`: returns its (log-likelihood, entropy)
+        and adds its moments to ``nk_o[c]``, ``sx_o[c]``, ``sxx_o[c]``. A function of its own,
+        not the parallel loop's body: numba's parfor passes then see a one-line body, and both
+        variants share this one compilation."""
+        n, d = X.shape
+        K = const.shape[0]
+        ld = block + 8  # row stride off a multiple of 4 KiB: no cache-set conflicts
+        # only the buffers a covariance type uses are full size (filling unused ones shows)
+        Xt = np.zeros((d, ld))  # zero: padding columns must stay finite
+        d1 = d + 1 if mode != 2 else 1
+        l1 = ld if mode != 2 else 1
+        Zt = np.ones((d1, l1))  # row d stays 1: its products give sx and nk
+        ZtK = np.ones((K if mode == 0 else 1, d1, l1))  # full: x − μ_k per component
+        Wt = np.empty((d1, l1))
+        gk = K if (want_stats and mode != 2) else 1
+        S = np.zeros((gk, d + 1, d + 1))  # full/tied: augmented Gram per component
+        Yt = np.empty((d, ld) if mode == 1 else (1, 1))
+        y = np.empty(block)
+        maha = np.empty(block)
+        rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
+        active = np.zeros(K, dtype=np.bool_)
+        Xu = np.zeros((d, ld) if ctr.any_far else (1, 1))  # uncentred rows, far components
+        X2 = np.zeros((d, ld) if mode == 2 else (1, 1))  # (x − g)², centred moments
+        ks = np.empty(K, dtype=np.int64)
+        ll = 0.0
+        ent = 0.0
+        start = c * bpc * block
+        stop = min(n, start + bpc * block)
+        for b0 in range(start, stop, block):
+            nb = min(block, stop - b0)
+            _block_log_prob(
+                X, b0, nb, const, means, P, Pd, mP, mode, tri, order, margin,
+                Xt, ZtK, Yt, y, maha, L, rowmax, active, ctr, Xu,
+            )  # fmt: skip
+            if nb < block:
+                for j in range(d):
+                    for r in range(nb, block):
+                        Xt[j, r] = 0.0
+            bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+            ll += bll
+            ent += bent
+            if want_resp:
+                for r in range(nb):
+                    lpn = rowmax[r] + ls[r]
+                    lpn_o[b0 + r] = lpn
+                    for k in range(K):
+                        lr_o[b0 + r, k] = L[k, r] - lpn
+            if not want_stats:
+                continue
+            if mode == 2:
+                nks = 0
+                for k in range(K):
+                    if active[k] and ctr.near[k]:
+                        ks[nks] = k
+                        nks += 1
+                if nks > 0:
+                    for a in range(d):
+                        for r in range(nb):
+                            X2[a, r] = Xt[a, r] * Xt[a, r]
+                    _centred_moments(Xt, X2, E, ks, nks, nb, nk_o[c], sx_o[c], sxx_o[c])
+            for k in range(K):
+                if not active[k] or (mode == 2 and ctr.near[k]):
+                    continue
+                Ek = E[k]
+                if mode == 2:  # far from the centre: about c_k directly
+                    # (A dgemv per block and component was 1.7x slower on one thread and
+                    # serialised two threads in OpenBLAS.)
+                    nk_o[c, k] += _diag_moments(Xu, Ek, shift[k], nb, sx_o[c, k], sxx_o[c, k])
+                elif mode == 0 and same_shift:
+                    _add_weighted_gram(Ek, ZtK[k], Wt, nb, S[k])
+                else:
+                    for a in range(d):
+                        m = shift[k, a]
+                        for r in range(nb):
+                            Zt[a, r] = Xt[a, r] - m
+                    _add_weighted_gram(Ek, Zt, Wt, nb, S[k])
+        if want_stats and mode != 2:
+            for k in range(K):
+                nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
+        if want_stats and mode == 2:  # about g → about c_k (see _Centre)
+            for k in range(K):
+                if ctr.near[k]:
+                    s0 = nk_o[c, k]
+                    for a in range(d):
+                        cs = ctr.cshift[k, a]
+                        s1 = sx_o[c, k, a]
+                        sx_o[c, k, a] = s1 - cs * s0
+                        sxx_o[c, k, a, 0] += cs * (cs * s0 - 2.0 * s1)
+        return ll, ent
+
     def _estep_kernel(
         X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks, margin,
         want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o, ctr,
@@ -785,97 +895,16 @@ if HAVE_NUMBA:
         ``want_resp``: write ``lpn_o[i]`` and ``lr_o[i, k] = log r_ik``. Returns the per-chunk
         log-likelihoods and entropies.
         """
-        n, d = X.shape
-        K = const.shape[0]
+        n = X.shape[0]
         n_blocks = (n + block - 1) // block
         bpc = (n_blocks + nchunks - 1) // nchunks  # blocks per chunk
         ll_o = np.zeros(nchunks)
         ent_o = np.zeros(nchunks)
         for c in prange(nchunks):
-            ld = block + 8  # row stride off a multiple of 4 KiB: no cache-set conflicts
-            # only the buffers a covariance type uses are full size (filling unused ones shows)
-            Xt = np.zeros((d, ld))  # zero: padding columns must stay finite
-            d1 = d + 1 if mode != 2 else 1
-            l1 = ld if mode != 2 else 1
-            Zt = np.ones((d1, l1))  # row d stays 1: its products give sx and nk
-            ZtK = np.ones((K if mode == 0 else 1, d1, l1))  # full: x − μ_k per component
-            Wt = np.empty((d1, l1))
-            gk = K if (want_stats and mode != 2) else 1
-            S = np.zeros((gk, d + 1, d + 1))  # full/tied: augmented Gram per component
-            Yt = np.empty((d, ld) if mode == 1 else (1, 1))
-            y = np.empty(block)
-            maha = np.empty(block)
-            rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
-            active = np.zeros(K, dtype=np.bool_)
-            Xu = np.zeros((d, ld) if ctr.any_far else (1, 1))  # uncentred rows, far components
-            X2 = np.zeros((d, ld) if mode == 2 else (1, 1))  # (x − g)², centred moments
-            ks = np.empty(K, dtype=np.int64)
-            ll = 0.0
-            ent = 0.0
-            start = c * bpc * block
-            stop = min(n, start + bpc * block)
-            for b0 in range(start, stop, block):
-                nb = min(block, stop - b0)
-                _block_log_prob(
-                    X, b0, nb, const, means, P, Pd, mP, mode, tri, order, margin,
-                    Xt, ZtK, Yt, y, maha, L, rowmax, active, ctr, Xu,
-                )  # fmt: skip
-                if nb < block:
-                    for j in range(d):
-                        for r in range(nb, block):
-                            Xt[j, r] = 0.0
-                bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
-                ll += bll
-                ent += bent
-                if want_resp:
-                    for r in range(nb):
-                        lpn = rowmax[r] + ls[r]
-                        lpn_o[b0 + r] = lpn
-                        for k in range(K):
-                            lr_o[b0 + r, k] = L[k, r] - lpn
-                if not want_stats:
-                    continue
-                if mode == 2:
-                    nks = 0
-                    for k in range(K):
-                        if active[k] and ctr.near[k]:
-                            ks[nks] = k
-                            nks += 1
-                    if nks > 0:
-                        for a in range(d):
-                            for r in range(nb):
-                                X2[a, r] = Xt[a, r] * Xt[a, r]
-                        _centred_moments(Xt, X2, E, ks, nks, nb, nk_o[c], sx_o[c], sxx_o[c])
-                for k in range(K):
-                    if not active[k] or (mode == 2 and ctr.near[k]):
-                        continue
-                    Ek = E[k]
-                    if mode == 2:  # far from the centre: about c_k directly
-                        # (A dgemv per block and component was 1.7x slower on one thread and
-                        # serialised two threads in OpenBLAS.)
-                        nk_o[c, k] += _diag_moments(Xu, Ek, shift[k], nb, sx_o[c, k], sxx_o[c, k])
-                    elif mode == 0 and same_shift:
-                        _add_weighted_gram(Ek, ZtK[k], Wt, nb, S[k])
-                    else:
-                        for a in range(d):
-                            m = shift[k, a]
-                            for r in range(nb):
-                                Zt[a, r] = Xt[a, r] - m
-                        _add_weighted_gram(Ek, Zt, Wt, nb, S[k])
-            if want_stats and mode != 2:
-                for k in range(K):
-                    nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
-            if want_stats and mode == 2:  # about g → about c_k (see _Centre)
-                for k in range(K):
-                    if ctr.near[k]:
-                        s0 = nk_o[c, k]
-                        for a in range(d):
-                            cs = ctr.cshift[k, a]
-                            s1 = sx_o[c, k, a]
-                            sx_o[c, k, a] = s1 - cs * s0
-                            sxx_o[c, k, a, 0] += cs * (cs * s0 - 2.0 * s1)
-            ll_o[c] = ll
-            ent_o[c] = ent
+            ll_o[c], ent_o[c] = _estep_chunk(
+                c, X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, bpc,
+                margin, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o, ctr,
+            )  # fmt: skip
         return ll_o, ent_o
 
     _estep_parallel, _estep_serial = compiled_variants(_estep_kernel, "_estep")
@@ -911,6 +940,7 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     else:
         lpn, lr = np.zeros(1), np.zeros((1, 1))
     same_shift = bool(np.array_equal(shift, means))
+    X, const, means, P, Pd, mP, shift, order = frozen(X, const, means, P, Pd, mP, shift, order)
     ctr = _centre(const, means, Pd, shift, mode)
     args = (X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks,
             margin, want_stats, nk, sx, sxx, want_resp, lpn, lr, ctr)  # fmt: skip
