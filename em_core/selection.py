@@ -194,40 +194,8 @@ def select_model(
     """
     workers = _check_n_jobs(n_jobs)
     check_criterion(criterion)
-    if isinstance(min_class_size, bool) or not isinstance(min_class_size, int | np.integer):
-        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size!r}")
-    if min_class_size < 0:
-        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size}")
-    if random_state is not None and not isinstance(random_state, int):
-        raise ValueError("select_model needs an int (or None) random_state")
-    check_random_state(random_state)
-    is_source = is_chunk_source(X)
-    if not is_source:
-        X = check_data(X)
-    n = X.n_samples if is_source else X.shape[0]
-    ks = sorted(set(int(k) for k in n_components))
-    if isinstance(covariance_types, str):
-        covariance_types = MODEL_NAMES if covariance_types == "all" else [covariance_types]
-    cov_types = list(dict.fromkeys(covariance_types))
-    if not ks:
-        raise ValueError("n_components is empty")
-    if not cov_types:
-        raise ValueError("covariance_types is empty")
-    for ct in cov_types:
-        check_params(GaussianMixture(1, covariance_type=ct, n_init=n_init, **gm_kwargs))
-    if ks[0] < 1:
-        raise ValueError(f"n_components must be >= 1, got {ks[0]}")
-    if ks[0] > n:
-        raise ValueError(f"X has {n} rows, fewer than the smallest n_components={ks[0]}")
-
-    if warm_start is not None:
-        n_features = X.n_features if is_source else X.shape[1]
-        if warm_start.means_.shape[1] != n_features:
-            raise ValueError(
-                f"warm_start has {warm_start.means_.shape[1]} features, the data {n_features}"
-            )
-    if k_limit is not None and (isinstance(k_limit, bool) or not isinstance(k_limit, int)):
-        raise ValueError(f"k_limit must be an int or None, got {k_limit!r}")
+    X, n, ks, cov_types = _checked_grid(X, n_components, covariance_types, n_init, gm_kwargs)
+    _check_sweep_options(X, min_class_size, random_state, warm_start, k_limit)
     sweep = _Sweep(X, n, n_init, random_state, gm_kwargs, warm_start, workers)
     table: list[dict[str, Any]] = []
     models: dict[tuple[int, str], GaussianMixture | None] = {}
@@ -248,6 +216,61 @@ def select_model(
     best = models[(best_row["n_components"], best_row["covariance_type"])]
     _finish(best, X, n, best_row)
     return SelectionResult(criterion, table, best, best_index, models)
+
+
+def _checked_grid(
+    X: Any,
+    n_components: Iterable[int],
+    covariance_types: Iterable[str] | str,
+    n_init: int,
+    gm_kwargs: dict[str, Any],
+) -> tuple[Any, int, list[int], list[str]]:
+    """The checked data (an array, or a chunk source as given), its row count, the sorted K
+    values and the covariance types; every option of every candidate is validated here, before
+    the first fit."""
+    if not is_chunk_source(X):
+        X = check_data(X)
+    n = X.n_samples if is_chunk_source(X) else X.shape[0]
+    ks = sorted(set(int(k) for k in n_components))
+    if isinstance(covariance_types, str):
+        covariance_types = MODEL_NAMES if covariance_types == "all" else [covariance_types]
+    cov_types = list(dict.fromkeys(covariance_types))
+    if not ks:
+        raise ValueError("n_components is empty")
+    if not cov_types:
+        raise ValueError("covariance_types is empty")
+    for ct in cov_types:
+        check_params(GaussianMixture(1, covariance_type=ct, n_init=n_init, **gm_kwargs))
+    if ks[0] < 1:
+        raise ValueError(f"n_components must be >= 1, got {ks[0]}")
+    if ks[0] > n:
+        raise ValueError(f"X has {n} rows, fewer than the smallest n_components={ks[0]}")
+    return X, n, ks, cov_types
+
+
+def _check_sweep_options(
+    X: Any,
+    min_class_size: Any,
+    random_state: Any,
+    warm_start: GaussianMixture | None,
+    k_limit: Any,
+) -> None:
+    """ValueError naming the first invalid option of :func:`select_model`'s sweep."""
+    if isinstance(min_class_size, bool) or not isinstance(min_class_size, int | np.integer):
+        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size!r}")
+    if min_class_size < 0:
+        raise ValueError(f"min_class_size must be an int >= 0, got {min_class_size}")
+    if random_state is not None and not isinstance(random_state, int):
+        raise ValueError("select_model needs an int (or None) random_state")
+    check_random_state(random_state)
+    if warm_start is not None:
+        n_features = X.n_features if is_chunk_source(X) else X.shape[1]
+        if warm_start.means_.shape[1] != n_features:
+            raise ValueError(
+                f"warm_start has {warm_start.means_.shape[1]} features, the data {n_features}"
+            )
+    if k_limit is not None and (isinstance(k_limit, bool) or not isinstance(k_limit, int)):
+        raise ValueError(f"k_limit must be an int or None, got {k_limit!r}")
 
 
 #: Candidates added per round when the chosen K is the largest tried (see ``k_limit``).

@@ -106,88 +106,122 @@ def drift_report(
 
     ``before`` None (no champion yet) gives empty transitions, NaN PSI and shares from 0.
     """
-    from em_core import (
-        adjusted_rand_index,
-        expected_transitions,
-        population_stability_index,
-        transition_matrix,
-    )
-
-    after_cols = prob_columns(after)
-    after_ids = list(after_cols)
-    has_champion = before is not None
-    before_cols = prob_columns(before) if has_champion else {}
-    before_ids = list(before_cols)
     keys = {"run_date": run_date, "champion_run_date": champion_run_date}
-
-    # ---------------------------------------------------------------- transitions
-    if has_champion:
-        common = before[[id_column, "segment", *before_cols.values()]].merge(
-            after[[id_column, "segment", *after_cols.values()]],
-            on=id_column,
-            suffixes=("_before", "_after"),
-        )
-        n_common = len(common)
-        pos_b = {s: i for i, s in enumerate(before_ids)}
-        pos_a = {s: i for i, s in enumerate(after_ids)}
-        hard = transition_matrix(
-            common["segment_before"].map(pos_b).to_numpy(),
-            common["segment_after"].map(pos_a).to_numpy(),
-            len(before_ids),
-            len(after_ids),
-        )
-        pb = common[[_suffixed(c, "_before", after_cols) for c in before_cols.values()]]
-        pa = common[[_suffixed(c, "_after", before_cols) for c in after_cols.values()]]
-        soft = expected_transitions(pb.to_numpy(dtype=float), pa.to_numpy(dtype=float))
-        rows = []
-        for i, s_from in enumerate(before_ids):
-            row_total = int(hard[i].sum())
-            for j, s_to in enumerate(after_ids):
-                rows.append(
-                    {
-                        **keys,
-                        "from_segment": s_from,
-                        "to_segment": s_to,
-                        "n_customers": int(hard[i, j]),
-                        "expected_customers": float(soft[i, j]),
-                        "share_of_from": hard[i, j] / row_total if row_total else np.nan,
-                    }
-                )
-        transitions = pd.DataFrame(rows, columns=TRANSITION_COLUMNS)
-        ari = (
-            adjusted_rand_index(common["segment_before"], common["segment_after"])
-            if n_common
-            else float("nan")
-        )
-        stayed = common["segment_before"] == common["segment_after"]
-        stayed_share = float(stayed.mean()) if n_common else float("nan")
-        expected_stayed = (
-            float(sum(soft[pos_b[s], pos_a[s]] for s in set(before_ids) & set(after_ids)))
-            / n_common
-            if n_common
-            else float("nan")
-        )
-        before_ids_set = set(before[id_column])
-        after_ids_set = set(after[id_column])
-        n_new_customers = len(after_ids_set - before_ids_set)
-        n_gone_customers = len(before_ids_set - after_ids_set)
+    if before is not None:
+        transitions, customers = _transitions(before, after, id_column, keys)
     else:
         transitions = pd.DataFrame({c: pd.Series(dtype=t) for c, t in TRANSITION_DTYPES.items()})
-        n_common = 0
-        ari = stayed_share = expected_stayed = float("nan")
-        n_new_customers, n_gone_customers = len(after), 0
+        customers = {
+            "n_common_customers": 0,
+            "n_new_customers": len(after),
+            "n_gone_customers": 0,
+            "ari": float("nan"),
+            "stayed_share": float("nan"),
+            "expected_stayed_share": float("nan"),
+        }
+    segments = _segment_table(alignment, before, after, keys)
+    feats = _feature_table(features, after_snapshot, before_snapshot, keys, n_bins)
+    psi = feats.set_index("feature")["psi"]
+    retained = segments[segments["status"] == "retained"]
+    max_psi = _finite_max(psi)
+    summary = {
+        **keys,
+        "has_champion": before is not None,
+        "n_customers": len(after),
+        "n_champion_customers": len(before) if before is not None else 0,
+        **customers,
+        "max_psi": max_psi,
+        "max_psi_feature": (str(psi.astype(float).idxmax()) if max_psi is not None else None),
+        "max_distance": _finite_max(retained["distance"]),
+        "max_abs_share_change": (
+            _finite_max(segments["share_change"].abs()) if before is not None else None
+        ),
+        "n_segments": len(prob_columns(after)),
+        "n_new_segments": int((segments["status"] == "new").sum()),
+        "n_retired_segments": int((segments["status"] == "retired").sum()),
+    }
+    return DriftReport(summary=summary, transitions=transitions, segments=segments, features=feats)
 
-    # ---------------------------------------------------------------- segments
+
+def _transitions(
+    before: pd.DataFrame, after: pd.DataFrame, id_column: str, keys: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The transition table on the customers in both, and the summary's customer figures."""
+    from em_core import adjusted_rand_index, expected_transitions, transition_matrix
+
+    before_cols, after_cols = prob_columns(before), prob_columns(after)
+    before_ids, after_ids = list(before_cols), list(after_cols)
+    common = before[[id_column, "segment", *before_cols.values()]].merge(
+        after[[id_column, "segment", *after_cols.values()]],
+        on=id_column,
+        suffixes=("_before", "_after"),
+    )
+    n_common = len(common)
+    pos_b = {s: i for i, s in enumerate(before_ids)}
+    pos_a = {s: i for i, s in enumerate(after_ids)}
+    hard = transition_matrix(
+        common["segment_before"].map(pos_b).to_numpy(),
+        common["segment_after"].map(pos_a).to_numpy(),
+        len(before_ids),
+        len(after_ids),
+    )
+    pb = common[[_suffixed(c, "_before", after_cols) for c in before_cols.values()]]
+    pa = common[[_suffixed(c, "_after", before_cols) for c in after_cols.values()]]
+    soft = expected_transitions(pb.to_numpy(dtype=float), pa.to_numpy(dtype=float))
+    rows = []
+    for i, s_from in enumerate(before_ids):
+        row_total = int(hard[i].sum())
+        for j, s_to in enumerate(after_ids):
+            rows.append(
+                {
+                    **keys,
+                    "from_segment": s_from,
+                    "to_segment": s_to,
+                    "n_customers": int(hard[i, j]),
+                    "expected_customers": float(soft[i, j]),
+                    "share_of_from": hard[i, j] / row_total if row_total else np.nan,
+                }
+            )
+    nan = float("nan")
+    stayed = common["segment_before"] == common["segment_after"]
+    kept = set(before_ids) & set(after_ids)
+    before_customers, after_customers = set(before[id_column]), set(after[id_column])
+    customers = {
+        "n_common_customers": n_common,
+        "n_new_customers": len(after_customers - before_customers),
+        "n_gone_customers": len(before_customers - after_customers),
+        "ari": (
+            float(adjusted_rand_index(common["segment_before"], common["segment_after"]))
+            if n_common
+            else nan
+        ),
+        "stayed_share": float(stayed.mean()) if n_common else nan,
+        "expected_stayed_share": (
+            float(sum(soft[pos_b[s], pos_a[s]] for s in kept)) / n_common if n_common else nan
+        ),
+    }
+    return pd.DataFrame(rows, columns=TRANSITION_COLUMNS), customers
+
+
+def _segment_table(
+    alignment: pd.DataFrame,
+    before: pd.DataFrame | None,
+    after: pd.DataFrame,
+    keys: dict[str, Any],
+) -> pd.DataFrame:
+    """One row per segment id of the alignment: sizes, shares, distances."""
     size_after = after["segment"].value_counts()
-    size_before = before["segment"].value_counts() if has_champion else pd.Series(dtype="int64")
-    n_after, n_before = len(after), (len(before) if has_champion else 0)
-    seg_rows = []
+    size_before = (
+        before["segment"].value_counts() if before is not None else pd.Series(dtype="int64")
+    )
+    n_after, n_before = len(after), (len(before) if before is not None else 0)
+    rows = []
     for r in alignment.itertuples(index=False):
         sid = int(r.segment_id)
         sb, sa = int(size_before.get(sid, 0)), int(size_after.get(sid, 0))
         share_b = sb / n_before if n_before else 0.0
         share_a = sa / n_after if n_after else 0.0
-        seg_rows.append(
+        rows.append(
             {
                 **keys,
                 "segment_id": sid,
@@ -209,15 +243,26 @@ def drift_report(
                 ),
             }
         )
-    segments = pd.DataFrame(seg_rows, columns=SEGMENT_COLUMNS)
+    segments = pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
     segments["nearest_champion_segment"] = segments["nearest_champion_segment"].astype("Int64")
+    return segments
 
-    # ---------------------------------------------------------------- features
-    feat_rows = []
+
+def _feature_table(
+    features: list[str],
+    after_snapshot: pd.DataFrame,
+    before_snapshot: pd.DataFrame | None,
+    keys: dict[str, Any],
+    n_bins: int,
+) -> pd.DataFrame:
+    """One row per feature: PSI (champion's snapshot → tonight's), missing shares, medians."""
+    from em_core import population_stability_index
+
+    rows = []
     for f in features:
         cur = after_snapshot[f].to_numpy(dtype=float)
         ref = None if before_snapshot is None else before_snapshot[f].to_numpy(dtype=float)
-        feat_rows.append(
+        rows.append(
             {
                 **keys,
                 "feature": f,
@@ -236,33 +281,7 @@ def drift_report(
                 "median_after": float(np.nanmedian(cur)) if (~np.isnan(cur)).any() else np.nan,
             }
         )
-    feats = pd.DataFrame(feat_rows, columns=FEATURE_COLUMNS)
-
-    psi = feats.set_index("feature")["psi"]
-    retained = segments[segments["status"] == "retained"]
-    max_psi = _finite_max(psi)
-    summary = {
-        **keys,
-        "has_champion": has_champion,
-        "n_customers": n_after,
-        "n_champion_customers": n_before,
-        "n_common_customers": n_common,
-        "n_new_customers": n_new_customers,
-        "n_gone_customers": n_gone_customers,
-        "ari": float(ari),
-        "stayed_share": stayed_share,
-        "expected_stayed_share": expected_stayed,
-        "max_psi": max_psi,
-        "max_psi_feature": (str(psi.astype(float).idxmax()) if max_psi is not None else None),
-        "max_distance": _finite_max(retained["distance"]),
-        "max_abs_share_change": (
-            _finite_max(segments["share_change"].abs()) if has_champion else None
-        ),
-        "n_segments": len(after_ids),
-        "n_new_segments": int((segments["status"] == "new").sum()),
-        "n_retired_segments": int((segments["status"] == "retired").sum()),
-    }
-    return DriftReport(summary=summary, transitions=transitions, segments=segments, features=feats)
+    return pd.DataFrame(rows, columns=FEATURE_COLUMNS)
 
 
 def _suffixed(col: str, suffix: str, other: dict[int, str]) -> str:

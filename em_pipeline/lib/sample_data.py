@@ -257,6 +257,28 @@ def write_sample_drop(
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("customers_*"):
         old.unlink()
+    df, z = _nightly_population(
+        n_customers, seed, missing_rate, n_new, n_leaving, n_new_segment, night, shuffle_seed,
+        generator,
+    )  # fmt: skip
+    if corrupt == "spend_in_cents":
+        df["total_spend"] = np.round(df["total_spend"] * 100.0, 0)
+    return _write_drop(folder, df, z, seed)
+
+
+def _nightly_population(
+    n_customers: int,
+    seed: int,
+    missing_rate: float,
+    n_new: int,
+    n_leaving: int,
+    n_new_segment: int,
+    night: int,
+    shuffle_seed: int | None,
+    generator: Generator,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The night's customers and their true segments: the base population less ``n_leaving``,
+    plus the new ones, shuffled (see :func:`write_sample_drop`)."""
     df, z = generate_customers(
         n_customers, seed=seed, missing_rate=missing_rate, generator=generator
     )
@@ -298,8 +320,11 @@ def write_sample_drop(
             [np.arange(5), 5 + np.random.default_rng(shuffle_seed).permutation(len(df) - 5)]
         )
         df, z = df.iloc[order].reset_index(drop=True), z[order]
-    if corrupt == "spend_in_cents":
-        df["total_spend"] = np.round(df["total_spend"] * 100.0, 0)
+    return df, z
+
+
+def _write_drop(folder: Path, df: pd.DataFrame, z: np.ndarray, seed: int) -> SampleDrop:
+    """The three files of a drop, with the bad rows added to the web export."""
     n_late = 5
     late, main = df.iloc[:n_late], df.iloc[n_late:]
     half = len(main) // 2

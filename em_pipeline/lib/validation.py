@@ -231,115 +231,138 @@ def validate_drop(
     """Type and check the rows of a drop; split them into a snapshot and a quarantine table."""
     if not frames:
         raise DropError("the customer drop holds no file")
-    feats = schema.feature_names
-    nonneg = {f.name for f in schema.features if f.nonnegative}
-    parts = []
     ignored: dict[str, list[str]] = {}
-    for name, df in frames:
-        missing_cols = [c for c in schema.columns if c not in df.columns]
-        if missing_cols:
-            raise DropError(
-                f"{name}: required column(s) {missing_cols} missing; found {list(df.columns)}"
-            )
-        problems = df[PROBLEM] if PROBLEM in df.columns else None
-        raws = df[RAW] if RAW in df.columns else None
-        extra = [c for c in df.columns if c not in schema.columns and c not in (PROBLEM, RAW)]
-        reasons = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
-        if extra and unknown_columns == "quarantine":
-            for r in reasons:
-                r.append(f"unknown_columns:{','.join(extra)}")
-        elif extra:
-            ignored[name] = extra
-        out = pd.DataFrame(index=df.index)
-        out["source_file"] = name
-        out["source_row"] = np.arange(1, len(df) + 1)
-        ids = df[schema.id_column].map(_id_text)
-        ids = ids.map(lambda v: v.strip() if isinstance(v, str) else v)
-        id_missing = _is_missing(ids)
-        for i in np.flatnonzero(id_missing.to_numpy()):
-            reasons.iat[i].append("missing_id")
-        out[schema.id_column] = ids.where(~id_missing, None)
-        all_missing = np.ones(len(df), dtype=bool)
-        for f in feats:
-            raw = df[f]
-            miss = _is_missing(raw).to_numpy()
-            cleaned = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
-            parsed = pd.to_numeric(cleaned.where(~miss, None), errors="coerce").astype("float64")
-            values = parsed.to_numpy(dtype=float, copy=True)
-            bad = ~miss & ~np.isfinite(values)
-            for i in np.flatnonzero(bad):
-                reasons.iat[i].append(f"unparseable_number:{f}={raw.iat[i]!r}")
-            neg = ~miss & ~bad & (values < 0) if f in nonneg else np.zeros(len(df), bool)
-            for i in np.flatnonzero(neg):
-                reasons.iat[i].append(f"negative_value:{f}={raw.iat[i]}")
-            huge = ~miss & ~bad & (np.abs(np.where(bad, 0.0, values)) > schema.max_value)
-            for i in np.flatnonzero(huge):
-                reasons.iat[i].append(
-                    f"out_of_range:{f}={raw.iat[i]} (|value| > max_value {schema.max_value:g})"
-                )
-            values[miss | bad] = np.nan
-            all_missing &= miss
-            out[f] = values
-            out[f"_raw_{f}"] = raw.map(_as_text)
-        for i in np.flatnonzero(all_missing):
-            reasons.iat[i].append("all_features_missing")
-        out["_extra"] = (
-            df[extra].apply(lambda r: json.dumps({k: _as_text(v) for k, v in r.items()}), axis=1)
-            if extra and len(df)
-            else None
-        )
-        if problems is not None:  # an unreadable record: its own reason only, the raw text kept
-            for i in np.flatnonzero(problems.notna().to_numpy()):
-                reasons.iat[i] = [problems.iat[i]]
-                out.iat[i, out.columns.get_loc("_extra")] = json.dumps({"raw_record": raws.iat[i]})
-        out["_reasons"] = reasons
-        parts.append(out)
+    parts = [_typed_rows(name, df, schema, unknown_columns, ignored) for name, df in frames]
     rows = pd.concat(parts, ignore_index=True)
     n_rows = len(rows)
     if n_rows == 0:
         raise DropError(f"the customer drop ({len(frames)} file(s)) holds no data row")
-
     if outlier_robust_z > 0:
         _flag_robust_outliers(rows, schema, outlier_robust_z, outlier_robust_z_log)
     ids = rows[schema.id_column]
-    has_id = ids.notna()
-    if duplicates == "quarantine_all":
-        dup = has_id & ids.duplicated(keep=False)
-    else:
-        dup = has_id & ids.duplicated(keep="first")
+    dup = ids.notna() & ids.duplicated(keep=False if duplicates == "quarantine_all" else "first")
     for i in np.flatnonzero(dup.to_numpy()):
         rows["_reasons"].iat[i].append("duplicate_id")
-
     bad_mask = rows["_reasons"].map(bool).to_numpy(dtype=bool)
     counts = Counter(r.split(":", 1)[0] for rs in rows["_reasons"] for r in rs)
-    snapshot = rows.loc[~bad_mask, [schema.id_column, *feats, "source_file"]]
-    snapshot = snapshot.reset_index(drop=True)
-    snapshot[schema.id_column] = snapshot[schema.id_column].astype(str)
-    snapshot[feats] = snapshot[feats].astype("float64")
-
-    q = rows.loc[bad_mask]
-    quarantine = pd.DataFrame(
-        {
-            "source_file": q["source_file"].astype(str),
-            "source_row": q["source_row"].astype("int64"),
-            schema.id_column: q[schema.id_column].astype(object),
-            **{f: q[f"_raw_{f}"].astype(object) for f in feats},
-            "extra_columns": q["_extra"].astype(object),
-            "reason": q["_reasons"].map("; ".join).astype(str),
-        }
-    ).reset_index(drop=True)
+    snapshot = _snapshot(rows.loc[~bad_mask], schema)
     if snapshot.empty:
         raise DropError(
             f"no valid customer in the drop: all {n_rows} row(s) were quarantined ({dict(counts)})"
         )
     return IngestResult(
         snapshot=snapshot,
-        quarantine=quarantine,
+        quarantine=_quarantine(rows.loc[bad_mask], schema),
         files=[name for name, _ in frames],
         n_input_rows=n_rows,
         reason_counts={code: int(counts.get(code, 0)) for code in REASON_CODES},
         ignored_columns=ignored,
     )
+
+
+def _typed_rows(
+    name: str,
+    df: pd.DataFrame,
+    schema: CustomerSchema,
+    unknown_columns: UnknownColumnsPolicy,
+    ignored: dict[str, list[str]],
+) -> pd.DataFrame:
+    """The rows of one file, typed: id, features (NaN where missing or invalid), their raw text,
+    the unknown columns as JSON (``_extra``) and each row's list of reasons (``_reasons``)."""
+    missing_cols = [c for c in schema.columns if c not in df.columns]
+    if missing_cols:
+        raise DropError(
+            f"{name}: required column(s) {missing_cols} missing; found {list(df.columns)}"
+        )
+    extra = [c for c in df.columns if c not in schema.columns and c not in (PROBLEM, RAW)]
+    reasons = pd.Series([[] for _ in range(len(df))], index=df.index, dtype=object)
+    if extra and unknown_columns == "quarantine":
+        for r in reasons:
+            r.append(f"unknown_columns:{','.join(extra)}")
+    elif extra:
+        ignored[name] = extra
+    out = pd.DataFrame(index=df.index)
+    out["source_file"] = name
+    out["source_row"] = np.arange(1, len(df) + 1)
+    ids = df[schema.id_column].map(_id_text)
+    ids = ids.map(lambda v: v.strip() if isinstance(v, str) else v)
+    id_missing = _is_missing(ids)
+    for i in np.flatnonzero(id_missing.to_numpy()):
+        reasons.iat[i].append("missing_id")
+    out[schema.id_column] = ids.where(~id_missing, None)
+    nonneg = {f.name for f in schema.features if f.nonnegative}
+    all_missing = np.ones(len(df), dtype=bool)
+    for f in schema.feature_names:
+        raw = df[f]
+        miss = _is_missing(raw).to_numpy()
+        out[f] = _parsed_feature(raw, miss, f, f in nonneg, schema.max_value, reasons)
+        out[f"_raw_{f}"] = raw.map(_as_text)
+        all_missing &= miss
+    for i in np.flatnonzero(all_missing):
+        reasons.iat[i].append("all_features_missing")
+    out["_extra"] = (
+        df[extra].apply(lambda r: json.dumps({k: _as_text(v) for k, v in r.items()}), axis=1)
+        if extra and len(df)
+        else None
+    )
+    if PROBLEM in df.columns:  # an unreadable record: its own reason only, the raw text kept
+        problems, raws = df[PROBLEM], df[RAW]
+        for i in np.flatnonzero(problems.notna().to_numpy()):
+            reasons.iat[i] = [problems.iat[i]]
+            out.iat[i, out.columns.get_loc("_extra")] = json.dumps({"raw_record": raws.iat[i]})
+    out["_reasons"] = reasons
+    return out
+
+
+def _parsed_feature(
+    raw: pd.Series,
+    miss: np.ndarray,
+    name: str,
+    nonnegative: bool,
+    max_value: float,
+    reasons: pd.Series,
+) -> np.ndarray:
+    """One feature column as floats, NaN where missing or invalid; each invalid cell's reason
+    (unparseable, negative where the feature is non-negative, beyond ``max_value``) is added to
+    its row's list."""
+    cleaned = raw.map(lambda v: v.strip() if isinstance(v, str) else v)
+    parsed = pd.to_numeric(cleaned.where(~miss, None), errors="coerce").astype("float64")
+    values = parsed.to_numpy(dtype=float, copy=True)
+    bad = ~miss & ~np.isfinite(values)
+    for i in np.flatnonzero(bad):
+        reasons.iat[i].append(f"unparseable_number:{name}={raw.iat[i]!r}")
+    neg = ~miss & ~bad & (values < 0) if nonnegative else np.zeros(len(raw), bool)
+    for i in np.flatnonzero(neg):
+        reasons.iat[i].append(f"negative_value:{name}={raw.iat[i]}")
+    huge = ~miss & ~bad & (np.abs(np.where(bad, 0.0, values)) > max_value)
+    for i in np.flatnonzero(huge):
+        reasons.iat[i].append(
+            f"out_of_range:{name}={raw.iat[i]} (|value| > max_value {max_value:g})"
+        )
+    values[miss | bad] = np.nan
+    return values
+
+
+def _snapshot(good: pd.DataFrame, schema: CustomerSchema) -> pd.DataFrame:
+    feats = schema.feature_names
+    snapshot = good[[schema.id_column, *feats, "source_file"]].reset_index(drop=True)
+    snapshot[schema.id_column] = snapshot[schema.id_column].astype(str)
+    snapshot[feats] = snapshot[feats].astype("float64")
+    return snapshot
+
+
+def _quarantine(bad: pd.DataFrame, schema: CustomerSchema) -> pd.DataFrame:
+    """The quarantined rows as they came (raw text), with their reasons joined."""
+    return pd.DataFrame(
+        {
+            "source_file": bad["source_file"].astype(str),
+            "source_row": bad["source_row"].astype("int64"),
+            schema.id_column: bad[schema.id_column].astype(object),
+            **{f: bad[f"_raw_{f}"].astype(object) for f in schema.feature_names},
+            "extra_columns": bad["_extra"].astype(object),
+            "reason": bad["_reasons"].map("; ".join).astype(str),
+        }
+    ).reset_index(drop=True)
 
 
 def _flag_robust_outliers(

@@ -20,6 +20,7 @@ the history and derived tables: the current tables and the alias stay on the lat
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 
 from em_pipeline.defs.partitions import daily_partitions
 from em_pipeline.defs.resources import (
@@ -104,10 +105,7 @@ def published_segments(
             "customer_segments_history": customer_history(segments, bundle.schema.id_column),
             "segment_profiles_history": profiles,
             "segment_runs": runs,
-            "drift_transitions": storage.read_parquet(run_date, DRIFT_TRANSITIONS),
-            "drift_segments": storage.read_parquet(run_date, DRIFT_SEGMENTS),
-            "drift_features": storage.read_parquet(run_date, DRIFT_FEATURES),
-            "drift_runs": summary_frame(storage.read_json(run_date, DRIFT_SUMMARY)),
+            **_drift_tables(storage, run_date),
         },
         derived={
             "segment_history": segment_history_sql("customer_segments_history"),
@@ -123,16 +121,8 @@ def published_segments(
         )
         if info.get("mlflow_run_id"):
             mlflow_tracker.tracker().set_tags(info["mlflow_run_id"], {"backfill": "true"})
-    elif point_alias_at(
-        mlflow_tracker.tracker(),
-        version,
-        str(info.get("mlflow_run_id") or ""),
-        published_at.isoformat() + "Z",
-    ):
-        context.log.info(
-            f"registry alias models:/{mlflow_tracker.registered_model_name}@"
-            f"{mlflow_tracker.alias} -> version {version}"
-        )
+    else:
+        _promote(context, mlflow_tracker, version, info, published_at)
     return dg.MaterializeResult(
         metadata={
             "duckdb_path": dg.MetadataValue.path(str(result.duckdb_path)),
@@ -151,3 +141,33 @@ def published_segments(
             "backfill": backfill,
         }
     )
+
+
+def _drift_tables(storage: PipelineStorage, run_date: str) -> dict[str, pd.DataFrame]:
+    """The night's drift tables (``segment_drift``'s files), keyed by warehouse table."""
+    return {
+        "drift_transitions": storage.read_parquet(run_date, DRIFT_TRANSITIONS),
+        "drift_segments": storage.read_parquet(run_date, DRIFT_SEGMENTS),
+        "drift_features": storage.read_parquet(run_date, DRIFT_FEATURES),
+        "drift_runs": summary_frame(storage.read_json(run_date, DRIFT_SUMMARY)),
+    }
+
+
+def _promote(
+    context: dg.AssetExecutionContext,
+    mlflow_tracker: MlflowTracker,
+    version: str,
+    info: dict,
+    published_at: datetime,
+) -> None:
+    """Point the registry alias at this run's model version (when it has one)."""
+    if point_alias_at(
+        mlflow_tracker.tracker(),
+        version,
+        str(info.get("mlflow_run_id") or ""),
+        published_at.isoformat() + "Z",
+    ):
+        context.log.info(
+            f"registry alias models:/{mlflow_tracker.registered_model_name}@"
+            f"{mlflow_tracker.alias} -> version {version}"
+        )
