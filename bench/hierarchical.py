@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from screening import sample_matrix
 
-from em_core import hierarchical
+from em_core import hierarchical, reference
 
 R_SCRIPT = """
 suppressPackageStartupMessages(library(mclust))
@@ -53,9 +53,7 @@ def best_of(repeats: int, fn) -> float:
 def reference_agglomeration(X: np.ndarray) -> np.ndarray:
     Z = hierarchical.transform_for_hc(X, "SVD")
     uniq, counts = np.unique(Z, axis=0, return_counts=True)
-    return hierarchical.merge_sequence_reference(
-        uniq, counts, "VVV", hierarchical._alpha(uniq, counts)
-    )
+    return reference.merge_sequence(uniq, counts, "VVV", hierarchical._alpha(uniq, counts))
 
 
 def mclust_hc(X: np.ndarray, repeats: int, folder: Path) -> tuple[float, np.ndarray] | None:

@@ -40,8 +40,8 @@ atomic incref/decref pair.
 Components whose upper bound ``log w_k + log det P_k - ½ d log 2π`` lies more than 746 below the
 smallest row maximum of a block are skipped for that block: their ``exp`` underflows to exactly 0.0
 in any implementation, so the skip is exact. Rows whose responsibility is exactly 0 are skipped in
-the moment accumulation. If numba is missing, a blocked numpy implementation with the same
-signature and results is used (``HAVE_NUMBA`` tells which).
+the moment accumulation. If numba is missing, the blocked numpy implementation of
+:mod:`em_core.reference` (same results) is used (``HAVE_NUMBA`` tells which).
 
 The chunking of the rows depends only on ``n`` and the block size (not on the number of threads),
 so the result is deterministic for a given block size.
@@ -962,83 +962,6 @@ def _complete_log_resp_numba(X, prep, block, parallel):
 
 
 # --------------------------------------------------------------------------------------------
-# numpy back-end (blocked, BLAS for the products); same results as the numba kernels
-# --------------------------------------------------------------------------------------------
-def _block_log_prob_numpy(Xb, const, means, P, Pd, mP, mode):
-    nb = Xb.shape[0]
-    K = const.shape[0]
-    L = np.empty((nb, K))
-    if mode == 1:
-        Y0 = Xb @ P[0]
-    for k in range(K):
-        if mode == 0:
-            y = (Xb - means[k]) @ P[k]
-        elif mode == 1:
-            y = Y0 - mP[k]
-        else:
-            y = (Xb - means[k]) * Pd[k]
-        L[:, k] = const[k] - 0.5 * np.einsum("ij,ij->i", y, y)
-    return L
-
-
-def _block_log_resp_numpy(L):
-    with np.errstate(under="ignore", divide="ignore", invalid="ignore"):
-        m = L.max(axis=1, keepdims=True)
-        lpn = (m + np.log(np.exp(L - m).sum(axis=1, keepdims=True)))[:, 0]
-        log_resp = L - lpn[:, None]
-    return lpn, log_resp
-
-
-def _complete_stats_numpy(X, prep, shift, block):
-    X, const, means, P, Pd, mP, mode, _tri, _order = prep
-    n, d = X.shape
-    K = const.shape[0]
-    nchunks = n_chunks(n, block)
-    n_blocks = max(1, -(-n // block))
-    bpc = -(-n_blocks // nchunks)
-    nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, True)
-    ll = np.zeros(nchunks)
-    ent = np.zeros(nchunks)
-    for c in range(nchunks):
-        start = c * bpc * block
-        stop = min(n, start + bpc * block)
-        for b0 in range(start, stop, block):
-            Xb = X[b0 : min(b0 + block, stop)]
-            lpn, log_resp = _block_log_resp_numpy(
-                _block_log_prob_numpy(Xb, const, means, P, Pd, mP, mode)
-            )
-            with np.errstate(under="ignore"):
-                R = np.exp(log_resp)
-            ll[c] += lpn.sum()
-            with np.errstate(invalid="ignore"):
-                ent[c] -= np.where(R > 0.0, R * log_resp, 0.0).sum()
-            nk[c] += R.sum(axis=0)
-            for k in range(K):
-                Z = Xb - shift[k]
-                W = Z * R[:, k : k + 1]
-                sx[c, k] += W.sum(axis=0)
-                if mode == 2:
-                    sxx[c, k, :, 0] += np.einsum("ij,ij->j", W, Z)
-                else:
-                    sxx[c, k] += np.triu(W.T @ Z)
-    return _finish_stats(nk, sx, sxx, ll, ent, mode)
-
-
-def _complete_log_resp_numpy(X, prep, block):
-    X, const, means, P, Pd, mP, mode, _tri, _order = prep
-    n = X.shape[0]
-    K = const.shape[0]
-    lpn = np.empty(n)
-    lr = np.empty((n, K))
-    for b0 in range(0, n, block):
-        Xb = X[b0 : b0 + block]
-        lpn[b0 : b0 + block], lr[b0 : b0 + block] = _block_log_resp_numpy(
-            _block_log_prob_numpy(Xb, const, means, P, Pd, mP, mode)
-        )
-    return lpn, lr
-
-
-# --------------------------------------------------------------------------------------------
 # Public entry points
 # --------------------------------------------------------------------------------------------
 def _block_size(block_size, covariance_type):
@@ -1118,7 +1041,9 @@ def complete_stats(
         raise ValueError(f"shift must have shape {means_.shape}, got {shift.shape}")
     if _check_backend(backend) == "numba":
         return _complete_stats_numba(X, prep, shift, block, parallel)
-    return _complete_stats_numpy(X, prep, shift, block)
+    from .reference import complete_stats as reference_stats
+
+    return reference_stats(X, prep, shift, block)
 
 
 def complete_log_resp(
@@ -1148,4 +1073,6 @@ def complete_log_resp(
     prep = _prepare(X, log_weights, means, precisions_chol, covariance_type)
     if _check_backend(backend) == "numba":
         return _complete_log_resp_numba(prep[0], prep, block, parallel)
-    return _complete_log_resp_numpy(prep[0], prep, block)
+    from .reference import complete_log_resp as reference_log_resp
+
+    return reference_log_resp(prep[0], prep, block)

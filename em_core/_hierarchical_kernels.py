@@ -1,5 +1,5 @@
 """The model-based agglomeration's merge loop compiled (numba): the same greedy merges as the
-numpy reference in :mod:`em_core.hierarchical` (``merge_sequence_reference``), without its
+numpy reference :func:`em_core.reference.merge_sequence`, without its
 per-merge allocations of (m, d, d) scatter stacks.
 
 A group C with n points, scatter W and trace t contributes (VVV, mclust's regularised form)

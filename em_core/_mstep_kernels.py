@@ -1,7 +1,7 @@
 """Compiled inner loops of the iterative M-steps: VEI and VEV (volumes and a shared shape),
 VEE (volumes and a shared shape-orientation matrix), EVE and VVE (a common orientation).
 
-The same iterations as their numpy references in :mod:`em_core.models`, written once more in
+The same iterations as their numpy references in :mod:`em_core.reference`, written once more in
 numba: on small data the M-step runs tens of inner iterations per EM iteration, each a handful of
 d×d (or K×d) operations, and the numpy version spends most of its time in per-call overhead.
 The numpy versions stay the reference and the fallback without numba (tests compare the two).

@@ -34,7 +34,7 @@ def logsumexp_rows(a: FloatArray) -> FloatArray:
 
 
 #: Rows with missing cells go to the fused numba kernels of ``_fast_incomplete``; without numba
-#: (or with this switched off) to the numpy code below (masked products, per-pattern einsums).
+#: (or with this switched off) to :mod:`em_core.reference` (masked products, per-pattern einsums).
 USE_FAST_INCOMPLETE = HAVE_NUMBA
 
 
@@ -71,31 +71,6 @@ def _complete_weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
     )
     return log_resp + lpn[:, None]
-
-
-# --------------------------------------------------------------------------- diag / spherical
-def _log_prob_masked_diag(X0: FloatArray, observed: FloatArray, params: GMMParams) -> FloatArray:
-    """Marginal log-densities for diag/spherical: sums over observed axes only (X0 has 0 at NaN)."""
-    prec = 1.0 / params.diag_variances
-    means = params.means
-    log_pc = 0.5 * np.log(prec)
-    maha = observed @ (means**2 * prec).T - 2.0 * (X0 @ (means * prec).T) + (X0**2) @ prec.T
-    n_obs = observed.sum(axis=1)
-    return -0.5 * (n_obs[:, None] * LOG_2PI + maha) + observed @ log_pc.T
-
-
-def _stats_masked_diag(X0, observed, resp, params: GMMParams, stats: SufficientStats):
-    """E[x] = x on observed axes, μ_k on missing ones; E[(x−c)²] adds σ²_k on missing axes."""
-    c = stats.shift
-    rk = resp.sum(axis=0)
-    r_obs = resp.T @ observed  # Σ r over rows where the axis is observed, (K, d)
-    r_x = resp.T @ X0
-    mu, var = params.means, params.diag_variances
-    stats.nk += rk
-    # missing axes contribute r·(μ − c) and r·((μ − c)² + σ²)
-    r_mis = rk[:, None] - r_obs
-    stats.sx += r_x - c * r_obs + r_mis * (mu - c)
-    stats.sxx += resp.T @ (X0**2) - 2.0 * c * r_x + c**2 * r_obs + r_mis * ((mu - c) ** 2 + var)
 
 
 # --------------------------------------------------------------------------- full / tied patterns
@@ -142,15 +117,6 @@ def pattern_terms(Xg: FloatArray, missing: np.ndarray, params: GMMParams):
     return log_prob, diff, cond_cov, mis
 
 
-def _stats_pattern(diff, cond_cov, mis, resp, params: GMMParams, stats: SufficientStats):
-    rk = resp.sum(axis=0)
-    stats.nk += rk
-    diff = diff + (params.means - stats.shift)  # x̂ − c
-    stats.sx += np.einsum("nk,nkd->kd", resp, diff)
-    stats.sxx += np.einsum("nk,nkd,nke->kde", resp, diff, diff)
-    stats.sxx[:, mis[:, None], mis[None, :]] += rk[:, None, None] * cond_cov
-
-
 # --------------------------------------------------------------------------- pattern grouping
 def pattern_keys(missing: np.ndarray) -> np.ndarray:
     """One sortable key per row identifying its missingness pattern."""
@@ -191,18 +157,9 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
             X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
         )
         return log_resp + lpn[:, None]
-    if params.covariance_type in ("diag", "spherical"):
-        observed = (~missing).astype(np.float64)
-        return _log_prob_masked_diag(np.where(missing, 0.0, X), observed, params) + (
-            params.log_weights
-        )
-    out = np.empty((X.shape[0], params.n_components))
-    for rows, mis in group_by_pattern(missing):
-        if not mis.any():
-            out[rows] = _complete_weighted_log_prob(X[rows], params)
-        else:
-            out[rows] = pattern_terms(X[rows], mis, params)[0] + params.log_weights
-    return out
+    from .reference import weighted_log_prob_incomplete
+
+    return weighted_log_prob_incomplete(X, missing, params)
 
 
 def summarize(
@@ -240,30 +197,6 @@ def summarize(
     if USE_FAST_INCOMPLETE:  # handles complete rows too: no (n, d) mask needed
         _add_kernel_stats(incomplete_stats, X, params, stats, presorted=pattern_sorted)
         return stats
-    missing = np.isnan(X)
-    ct = params.covariance_type
-    if not missing.any() and not incomplete_path:
-        groups = [(slice(None), None)]
-    elif ct in ("diag", "spherical"):
-        groups = [(slice(None), "masked")]
-    else:
-        groups = group_by_pattern(missing)
-    for rows, mis in groups:
-        Xg = X[rows]
-        if mis is None or (not incomplete_path and isinstance(mis, np.ndarray) and not mis.any()):
-            _add_kernel_stats(complete_stats, Xg, params, stats)
-            continue
-        if isinstance(mis, str):
-            observed = (~missing).astype(np.float64)
-            X0 = np.where(missing, 0.0, Xg)
-            wlp = _log_prob_masked_diag(X0, observed, params) + params.log_weights
-            lse, resp, ent = _responsibilities(wlp)
-            _stats_masked_diag(X0, observed, resp, params, stats)
-        else:
-            lp, diff, cond_cov, mis_idx = pattern_terms(Xg, mis, params)
-            lse, resp, ent = _responsibilities(lp + params.log_weights)
-            _stats_pattern(diff, cond_cov, mis_idx, resp, params, stats)
-        stats.log_likelihood += float(lse.sum())
-        stats.entropy += ent
-        stats.n_samples += Xg.shape[0]
-    return stats
+    from .reference import summarize_incomplete
+
+    return summarize_incomplete(X, params, stats, incomplete_path)

@@ -15,7 +15,7 @@ squares instead (Ward's criterion): the merge cost n_i n_j / (n_i + n_j) ‖ȳ_i
 "SVD" (mclust's default for initialisation) the standardised data rotated onto its singular
 vectors and scaled by 1/√(singular value). Time O(m²) merge-cost evaluations and memory O(m²)
 for m distinct rows: meant for the few thousand rows of a seeded subsample. The merge loop runs
-compiled (``_hierarchical_kernels``); ``merge_sequence_reference`` is its numpy reference.
+compiled (``_hierarchical_kernels``); ``reference.merge_sequence`` is its numpy reference.
 Exactly tied merge costs (lattice data) go to the lowest group index, which need not be the
 pair mclust merges first; without ties the partitions are mclust's.
 """
@@ -44,55 +44,6 @@ def transform_for_hc(X: FloatArray, use: str) -> FloatArray:
     _, s, vt = np.linalg.svd(Z, full_matrices=False)
     good = s > s[0] * 1e-12
     return Z @ vt[good].T / np.sqrt(s[good])
-
-
-class _Groups:
-    """Sizes, means and scatters of the current groups, and their VVV / EII terms."""
-
-    def __init__(self, Z: FloatArray, counts: FloatArray, model: str, alpha: float) -> None:
-        m, p = Z.shape
-        self.p, self.model, self.alpha = p, model, alpha
-        self.n = counts.astype(float)
-        self.mean = Z.copy()
-        self.W = np.zeros((m, p, p)) if model == "VVV" else None
-        self.trace = np.zeros(m)
-        self.term = self._term(self.n, self.W, self.trace)
-
-    def _term(self, n: FloatArray, W: FloatArray | None, trace: FloatArray) -> FloatArray:
-        if self.model == "EII":
-            return trace
-        inner = (trace + self.alpha) / n
-        big = n > self.p
-        if np.any(big):
-            sign, logdet = np.linalg.slogdet(W[big] / n[big, None, None])
-            inner[big] += np.where(sign > 0, np.exp(logdet), 0.0)
-        return n * np.log(inner)
-
-    def merge_costs(self, a: int, others: np.ndarray) -> FloatArray:
-        """t(C_a ∪ C_b) − t(C_a) − t(C_b) for every b in ``others``."""
-        na, nb = self.n[a], self.n[others]
-        n = na + nb
-        diff = self.mean[others] - self.mean[a]
-        f = na * nb / n
-        trace = self.trace[a] + self.trace[others] + f * np.einsum("ij,ij->i", diff, diff)
-        W = None
-        if self.model == "VVV":
-            W = self.W[a] + self.W[others] + f[:, None, None] * diff[:, :, None] * diff[:, None, :]
-        return self._term(n, W, trace) - self.term[a] - self.term[others]
-
-    def merge(self, a: int, b: int) -> None:
-        """Fold group b into group a."""
-        na, nb = self.n[a], self.n[b]
-        n = na + nb
-        diff = self.mean[b] - self.mean[a]
-        f = na * nb / n
-        if self.W is not None:
-            self.W[a] = self.W[a] + self.W[b] + f * np.outer(diff, diff)
-        self.trace[a] += self.trace[b] + f * float(diff @ diff)
-        self.mean[a] = (na * self.mean[a] + nb * self.mean[b]) / n
-        self.n[a] = n
-        W = None if self.W is None else self.W[a : a + 1]
-        self.term[a] = self._term(self.n[a : a + 1], W, self.trace[a : a + 1])[0]
 
 
 class Agglomeration:
@@ -145,7 +96,9 @@ def agglomerate(X: FloatArray, *, model: str = "VVV", use: str = "SVD") -> Agglo
     if HAVE_NUMBA:
         merges = merge_sequence(uniq, counts.astype(np.int64), alpha, model == "VVV")
     else:  # pragma: no cover
-        merges = merge_sequence_reference(uniq, counts, model, alpha)
+        from . import reference  # the numpy fallback (imports estep, and so models)
+
+        merges = reference.merge_sequence(uniq, counts, model, alpha)
     return Agglomeration(inverse.reshape(-1), merges)
 
 
@@ -166,40 +119,3 @@ def _alpha(Z: FloatArray, counts: np.ndarray) -> float:
     """α = tr(W_total) / (n_total p), the regularisation of the VVV criterion."""
     total = Z - np.average(Z, axis=0, weights=counts)
     return max(float(np.sum(counts[:, None] * total**2)) / (counts.sum() * Z.shape[1]), 2.2e-16)
-
-
-def merge_sequence_reference(
-    Z: FloatArray, counts: np.ndarray, model: str, alpha: float
-) -> np.ndarray:
-    """(a, b) of each merge in order, b folded into a, over the m distinct rows ``Z`` (numpy;
-    the compiled ``_hierarchical_kernels.merge_sequence`` makes the same merges)."""
-    m = Z.shape[0]
-    groups = _Groups(Z, counts, model, alpha)
-    merges = np.empty((max(m - 1, 0), 2), dtype=np.int64)
-    alive = np.ones(m, dtype=bool)
-    cost = np.full((m, m), np.inf)
-    for a in range(m - 1):
-        cost[a, a + 1 :] = groups.merge_costs(a, np.arange(a + 1, m))
-        cost[a + 1 :, a] = cost[a, a + 1 :]
-    best = np.argmin(cost, axis=1) if m > 1 else np.zeros(1, dtype=int)
-    for step in range(m - 1):
-        rows = np.flatnonzero(alive)
-        i = rows[np.argmin(cost[rows, best[rows]])]
-        a, b = min(i, best[i]), max(i, best[i])
-        groups.merge(a, b)
-        merges[step] = a, b
-        alive[b] = False
-        cost[b, :] = cost[:, b] = np.inf
-        others = np.flatnonzero(alive)
-        others = others[others != a]
-        if others.size:
-            cost[a, others] = cost[others, a] = groups.merge_costs(a, others)
-        stale = (best[others] == a) | (best[others] == b)
-        if stale.any():
-            best[others[stale]] = np.argmin(cost[others[stale]], axis=1)
-        rest = others[~stale]
-        now = cost[rest, best[rest]]
-        closer = (cost[rest, a] < now) | ((cost[rest, a] == now) & (a < best[rest]))
-        best[rest[closer]] = a
-        best[a] = np.argmin(cost[a]) if others.size else a
-    return merges

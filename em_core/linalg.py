@@ -101,3 +101,8 @@ def precision_cholesky_from_precisions(
     if covariance_type in ("full", "tied"):
         return np.linalg.cholesky(precisions)  # lower factor L, Λ = L Lᵀ (as scikit-learn does)
     return np.sqrt(precisions)
+
+
+def geometric_mean(values: FloatArray, axis: int = -1) -> FloatArray:
+    """Geometric mean along ``axis``, in log space."""
+    return np.exp(np.mean(np.log(values), axis=axis))

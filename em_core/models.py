@@ -37,6 +37,7 @@ import numpy as np
 from ._fast_kernels import HAVE_NUMBA
 from ._mstep_kernels import orientation_iterations, vee_iterations, volumes_and_shape_iterations
 from ._typing import CovarianceType, FloatArray
+from .linalg import geometric_mean
 from .prior import PriorTerms
 
 #: mclust's model names in mclust's order.
@@ -124,27 +125,10 @@ class Scatter:
         return self.W.ndim == 3
 
 
-def _gm(values: FloatArray, axis: int = -1) -> FloatArray:
-    """Geometric mean along ``axis``, in log space."""
-    return np.exp(np.mean(np.log(values), axis=axis))
-
-
 def _eigh_desc(W: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Eigenvalues (K, d) in decreasing order and eigenvectors (K, d, d) as columns."""
     vals, vecs = np.linalg.eigh(W)
     return vals[:, ::-1], vecs[:, :, ::-1]
-
-
-def _alternate(update, state, scale_of):
-    """Apply ``update`` until the relative change of ``scale_of(state)`` is below INNER_TOL."""
-    prev = scale_of(state)
-    for _ in range(INNER_MAX_ITER):
-        state = update(state)
-        now = scale_of(state)
-        if np.max(np.abs(now - prev) / (1.0 + np.abs(now))) <= INNER_TOL:
-            break
-        prev = now
-    return state
 
 
 def _volumes_and_shape(
@@ -161,25 +145,9 @@ def _volumes_and_shape(
             np.ascontiguousarray(values, dtype=float), np.ascontiguousarray(vol_den), lam,
             INNER_TOL, INNER_MAX_ITER,
         )  # fmt: skip
-    return volumes_and_shape_numpy(values, vol_den, lam)
+    from . import reference  # the numpy fallback (imports estep, which imports this)
 
-
-def volumes_and_shape_numpy(
-    values: FloatArray, vol_den: FloatArray, lam: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """The volumes-and-shape alternation in numpy: the reference of the compiled
-    :func:`em_core._mstep_kernels.volumes_and_shape_iterations`; returns (λ, A)."""
-
-    def shape_for(lam):
-        a = np.sum(values / lam[:, None], axis=0)
-        return a / _gm(a)
-
-    def step(lam):
-        a = shape_for(lam)
-        return np.sum(values / a[None, :], axis=1) / vol_den
-
-    lam = _alternate(step, lam, lambda v: v)
-    return lam, shape_for(lam)
+    return reference.volumes_and_shape_iterations(values, vol_den, lam, INNER_TOL, INNER_MAX_ITER)
 
 
 def _vee_fit(W: FloatArray, nk: FloatArray, previous: FloatArray | None) -> FloatArray:
@@ -192,44 +160,10 @@ def _vee_fit(W: FloatArray, nk: FloatArray, previous: FloatArray | None) -> Floa
             INNER_TOL, INNER_MAX_ITER,
         )  # fmt: skip
     else:
-        lam, c = vee_iterations_numpy(W, nk, lam)
+        from . import reference
+
+        lam, c = reference.vee_iterations(W, nk, lam, INNER_TOL, INNER_MAX_ITER)
     return lam[:, None, None] * c[None]
-
-
-def vee_iterations_numpy(
-    W: FloatArray, nk: FloatArray, lam: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """The VEE alternation in numpy: the reference of the compiled
-    :func:`em_core._mstep_kernels.vee_iterations`; returns (λ, C)."""
-    d = W.shape[1]
-
-    def shape_for(lam):
-        c = np.einsum("kij,k->ij", W, 1.0 / lam)
-        return c / np.exp(np.linalg.slogdet(c)[1] / d)
-
-    def step(lam):
-        c_inv = np.linalg.inv(shape_for(lam))
-        return np.einsum("kij,ji->k", W, c_inv) / (nk * d)
-
-    lam = _alternate(step, lam, lambda v: v)
-    return lam, shape_for(lam)
-
-
-def _common_orientation(
-    W: FloatArray, inv_shapes: FloatArray, O: FloatArray, omega: FloatArray
-) -> FloatArray:
-    """One pair of Browne & McNicholas (2014) MM steps for O (rows = axes, Σ_k ∝ Oᵀ A_k O)
-    lowering Σ_k tr(O W_k Oᵀ A_k⁻¹); omega_k = largest eigenvalue of W_k."""
-    F = np.einsum("kj,jl,kli->ji", inv_shapes, O, W) - np.einsum(
-        "k,kj,jl->jl", omega, inv_shapes, O
-    )
-    P, _, Qt = np.linalg.svd(F)
-    O = (P @ Qt).T
-    WO = W @ O
-    alpha = inv_shapes.max(axis=1)
-    F = np.einsum("kij,kj->ij", WO, inv_shapes) - np.einsum("k,kij->ij", alpha, WO)
-    P, _, Qt = np.linalg.svd(F)
-    return (P @ Qt).T
 
 
 def _orientation_start(W: FloatArray, previous: FloatArray | None) -> FloatArray:
@@ -253,38 +187,15 @@ def _common_orientation_fit(
             INNER_TOL, INNER_MAX_ITER,
         )  # fmt: skip
     else:
-        O, shapes = orientation_iterations_numpy(W, nk, O, omega, equal_volume)
+        from . import reference
+
+        O, shapes = reference.orientation_iterations(
+            W, nk, O, omega, equal_volume, INNER_TOL, INNER_MAX_ITER
+        )
     if equal_volume:
         diag = np.einsum("ij,kjl,il->ki", O, W, O)
         shapes = shapes * (float(np.sum(diag / shapes)) / (n * d))
     return np.einsum("ji,kj,jl->kil", O, shapes, O)
-
-
-def orientation_iterations_numpy(
-    W: FloatArray, nk: FloatArray, O: FloatArray, omega: FloatArray, equal_volume: bool
-) -> tuple[FloatArray, FloatArray]:
-    """The MM loop of the common orientation in numpy: the reference of the compiled
-    :func:`em_core._mstep_kernels.orientation_iterations`; returns (O, shapes)."""
-
-    def shapes_for(O):
-        diag = np.einsum("ij,kjl,il->ki", O, W, O)  # diag(O W_k Oᵀ)
-        if equal_volume:
-            return diag / _gm(diag)[:, None]
-        return diag / nk[:, None]  # λ_k A_k, unnormalised
-
-    def target(O, shapes):
-        return float(np.sum(np.einsum("ij,kjl,il->ki", O, W, O) / shapes))
-
-    shapes = shapes_for(O)
-    prev = target(O, shapes)
-    for _ in range(INNER_MAX_ITER):
-        O = _common_orientation(W, 1.0 / shapes, O, omega)
-        shapes = shapes_for(O)
-        now = target(O, shapes)
-        if abs(now - prev) / (1.0 + abs(now)) <= INNER_TOL:
-            break
-        prev = now
-    return O, shapes
 
 
 def _previous_volumes(previous: FloatArray | None, k: int) -> FloatArray | None:
@@ -294,7 +205,7 @@ def _previous_volumes(previous: FloatArray | None, k: int) -> FloatArray | None:
     if previous.ndim == 3:
         sign, logdet = np.linalg.slogdet(previous)
         return np.exp(logdet / previous.shape[1]) if np.all(sign > 0) else None
-    return _gm(previous)
+    return geometric_mean(previous)
 
 
 def covariances_for_model(
@@ -327,7 +238,7 @@ def covariances_for_model(
         if m == "VVI":
             return diag / (nk + p.dof_extra(m, K, d))[:, None]
         if m == "EVI":
-            g = _gm(diag)
+            g = geometric_mean(diag)
             lam = g.sum() / (n + p.dof_extra(m, K, d))
             return lam * diag / g[:, None]
         lam, a = _volumes_and_shape(

@@ -4,7 +4,7 @@ references on random expected scatter matrices."""
 import numpy as np
 import pytest
 
-from em_core import models
+from em_core import models, reference
 from em_core._fast_kernels import HAVE_NUMBA
 from em_core._mstep_kernels import (
     orientation_iterations,
@@ -33,7 +33,9 @@ def test_the_compiled_volumes_and_shape_loop_equals_the_numpy_reference(k, d, sp
     values = np.ascontiguousarray(values)
     lam0 = np.exp(np.random.default_rng(d).normal(size=k)) if warm else np.ones(k)
     vol_den = nk * d
-    ref_lam, ref_a = models.volumes_and_shape_numpy(values, vol_den, lam0.copy())
+    ref_lam, ref_a = reference.volumes_and_shape_iterations(
+        values, vol_den, lam0.copy(), models.INNER_TOL, models.INNER_MAX_ITER
+    )
     got_lam, got_a = volumes_and_shape_iterations(
         values, vol_den, lam0.copy(), models.INNER_TOL, models.INNER_MAX_ITER
     )
@@ -50,7 +52,9 @@ def test_the_compiled_volumes_and_shape_loop_equals_the_numpy_reference(k, d, sp
 def test_the_compiled_vee_loop_equals_the_numpy_reference(k, d):
     W, nk = random_scatters(k, d)
     lam0 = np.ones(k)
-    ref_lam, ref_c = models.vee_iterations_numpy(W, nk, lam0.copy())
+    ref_lam, ref_c = reference.vee_iterations(
+        W, nk, lam0.copy(), models.INNER_TOL, models.INNER_MAX_ITER
+    )
     got_lam, got_c = vee_iterations(W, nk, lam0.copy(), models.INNER_TOL, models.INNER_MAX_ITER)
     np.testing.assert_allclose(got_lam, ref_lam, rtol=1e-10)
     np.testing.assert_allclose(got_c, ref_c, rtol=1e-10, atol=1e-10 * np.abs(ref_c).max())
@@ -67,7 +71,9 @@ def test_the_compiled_orientation_loop_equals_the_numpy_reference(k, d, equal_vo
     W, nk = random_scatters(k, d)
     O = np.ascontiguousarray(models._orientation_start(W, None))
     omega = np.linalg.eigvalsh(W)[:, -1]
-    ref_O, ref_shapes = models.orientation_iterations_numpy(W, nk, O, omega, equal_volume)
+    ref_O, ref_shapes = reference.orientation_iterations(
+        W, nk, O, omega, equal_volume, models.INNER_TOL, models.INNER_MAX_ITER
+    )
     got_O, got_shapes = orientation_iterations(
         W, nk, O, omega, equal_volume, models.INNER_TOL, models.INNER_MAX_ITER
     )
