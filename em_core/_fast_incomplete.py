@@ -55,6 +55,7 @@ result is deterministic for a given block size.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -979,41 +980,48 @@ def pattern_order(X):
     return np.argsort(keys, kind="stable").astype(np.int64)
 
 
-def _prepare(X, log_weights, means, precisions_chol, covariance_type, shift):
+class IncompleteLayout(NamedTuple):
+    """Parameters in the missing-data kernels' layout, made once per parameter set
+    (:func:`incomplete_layout`; :class:`~em_core.params.GMMParams` keeps it, so once per M-step
+    whatever the number of row chunks). Arrays are read-only (see
+    :func:`~em_core._fast_kernels.frozen`); fields a mode does not use hold dummies."""
+
+    lw: np.ndarray  #: log w_k (K,)
+    means: np.ndarray  #: (K, d)
+    mode: int  #: 0 full, 1 tied, 2 diag/spherical
+    Pd: np.ndarray  #: diag/spherical: 1/σ_kj (K, d)
+    hl: np.ndarray  #: diag/spherical: log Pd − ½ log 2π
+    var: np.ndarray  #: diag/spherical: σ²_kj
+    P: np.ndarray  #: full/tied: the precision factors (K or 1, d, d)
+    Lam: np.ndarray  #: full/tied: Λ = P Pᵀ as (d, d, K'), K' padded to four lanes
+    const0: np.ndarray  #: full/tied: log w_k + log det P_k (K,)
+    tri: bool  #: full/tied: P is upper triangular
+    meansT: np.ndarray  #: full/tied: the means as (d, K'), components last
+    tiedT: np.ndarray  #: tied: Λ μ_k and μ_k P, components last (see _tied_pattern_means)
+
+
+_NO_ARRAY = np.zeros((1, 1))
+
+
+def incomplete_layout(log_weights, means, precisions_chol, covariance_type) -> IncompleteLayout:
+    """Check the parameters' shapes and bring them to the kernels' layout."""
     if covariance_type not in _MODES:
         raise ValueError(f"covariance_type must be one of {sorted(_MODES)}")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    d = X.shape[1]
+    mode = _MODES[covariance_type]
     lw = np.ascontiguousarray(log_weights, dtype=np.float64).reshape(-1)
     K = lw.shape[0]
     means = np.ascontiguousarray(means, dtype=np.float64)
-    shift = means if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
-    if means.shape != (K, d) or shift.shape != (K, d):
-        raise ValueError(f"means and shift must have shape {(K, d)}")
+    if means.ndim != 2 or means.shape[0] != K:
+        raise ValueError(f"means must have shape ({K}, d), got {means.shape}")
+    d = means.shape[1]
     pc = np.ascontiguousarray(precisions_chol, dtype=np.float64)
-    return X, lw, means, shift, pc, _MODES[covariance_type]
-
-
-def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, presorted):
-    n, d = X.shape
-    K = lw.shape[0]
-    nchunks = n_chunks(n, block, _MIN_BLOCKS_PER_CHUNK)
-    nk, sx, sxx = _stats_buffers(nchunks, K, d, mode, want_stats)
-    if want_resp:
-        lpn, lr = np.empty(n), np.empty((n, K))
-    else:
-        lpn, lr = np.zeros(1), np.zeros((1, 1))
     if mode == 2:
         Pd = pc.reshape(K, -1)
         if Pd.shape[1] not in (1, d):
             raise ValueError("precisions_chol has the wrong shape")
         Pd = np.ascontiguousarray(np.broadcast_to(Pd, (K, d)))
-        hl = np.log(Pd) - 0.5 * _LOG_2PI
-        var = 1.0 / Pd**2
-        X, lw, means, shift, Pd, hl, var = frozen(X, lw, means, shift, Pd, hl, var)
-        args = (X, lw, means, shift, Pd, hl, var, block, nchunks,
-                want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
-        kernels = (_masked_parallel, _masked_serial)
+        layout = (lw, means, mode, Pd, np.log(Pd) - 0.5 * _LOG_2PI, 1.0 / Pd**2,
+                  _NO_ARRAY[None], _NO_ARRAY[None], lw, True, _NO_ARRAY, _NO_TIED)  # fmt: skip
     else:
         P = pc if mode == 0 else pc[None]
         if P.shape != (K if mode == 0 else 1, d, d):
@@ -1026,22 +1034,61 @@ def _run(X, lw, means, shift, pc, mode, block, parallel, want_stats, want_resp, 
         Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K')
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
         const0 = np.ascontiguousarray(lw + (logdet if mode == 0 else logdet[0]))
-        tri = not np.any(np.tril(P, -1))
-        off = np.ascontiguousarray(means - shift)
-        has_off = bool(np.any(off))
-        perm = _EMPTY_PERM if presorted else _grouping_order(X)
         meansT = np.zeros((d, -(-K // 4) * 4))  # K padded like full's Lam (four-lane vectors)
         meansT[:, :K] = means.T
-        # tied: Λ μ_k and μ_k P, components last (see _tied_pattern_means)
         tiedT = np.stack([P[0] @ (P[0].T @ meansT), P[0].T @ meansT]) if mode == 1 else _NO_TIED
-        X, perm, const0, means, meansT, tiedT, off, P, Lam, order = frozen(
-            X, perm, const0, means, meansT, tiedT, off, P, Lam, _spread_order(nchunks)
-        )
-        args = (X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block,
-                nchunks, order, want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+        layout = (lw, means, mode, _NO_ARRAY, _NO_ARRAY, _NO_ARRAY, P, Lam, const0,
+                  not np.any(np.tril(P, -1)), meansT, tiedT)  # fmt: skip
+    return _frozen_layout(IncompleteLayout(*layout))
+
+
+#: the array fields of an IncompleteLayout
+_ARRAY_FIELDS = ("lw", "means", "Pd", "hl", "var", "P", "Lam", "const0", "meansT", "tiedT")
+
+
+def _frozen_layout(layout: IncompleteLayout) -> IncompleteLayout:
+    """The layout with read-only views of its arrays (see :func:`frozen`)."""
+    views = frozen(*(getattr(layout, f) for f in _ARRAY_FIELDS))
+    return layout._replace(**dict(zip(_ARRAY_FIELDS, views, strict=True)))
+
+
+def _run(X, layout, shift, block, parallel, want_stats, want_resp, presorted):
+    n, d = X.shape
+    K = layout.lw.shape[0]
+    nchunks = n_chunks(n, block, _MIN_BLOCKS_PER_CHUNK)
+    nk, sx, sxx = _stats_buffers(nchunks, K, d, layout.mode, want_stats)
+    if want_resp:
+        lpn, lr = np.empty(n), np.empty((n, K))
+    else:
+        lpn, lr = np.zeros(1), np.zeros((1, 1))
+    # frozen again: a layout that came through pickle (a Dask worker's) holds writable arrays
+    L = _frozen_layout(layout)
+    if L.mode == 2:
+        X, shift = frozen(X, shift)
+        args = (X, L.lw, L.means, shift, L.Pd, L.hl, L.var, block, nchunks,
+                want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip
+        kernels = (_masked_parallel, _masked_serial)
+    else:
+        off = np.ascontiguousarray(L.means - shift)
+        has_off = bool(np.any(off))
+        perm = _EMPTY_PERM if presorted else _grouping_order(X)
+        X, perm, off, order = frozen(X, perm, off, _spread_order(nchunks))
+        args = (X, perm, L.const0, L.means, L.meansT, L.tiedT, off, has_off, L.P, L.Lam, L.mode,
+                L.tri, block, nchunks, order, want_stats, nk, sx, sxx, want_resp, lpn,
+                lr)  # fmt: skip
         kernels = (_grouped_parallel, _grouped_serial)
     ll, ent = run_variant(*kernels, args, parallel, nchunks)
     return nk, sx, sxx, ll, ent, lpn, lr
+
+
+def _rows_and_shift(X, layout, shift):
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != layout.means.shape[1]:
+        raise ValueError(f"X must have shape (n, {layout.means.shape[1]}), got {X.shape}")
+    shift = layout.means if shift is None else np.ascontiguousarray(shift, dtype=np.float64)
+    if shift.shape != layout.means.shape:
+        raise ValueError(f"means and shift must have shape {layout.means.shape}")
+    return X, shift
 
 
 def _check(block_size):
@@ -1055,7 +1102,7 @@ def _check(block_size):
 
 def incomplete_stats(
     X, log_weights, means, precisions_chol, covariance_type, shift, *, block_size=None,
-    parallel=None, presorted=False,
+    parallel=None, presorted=False, layout=None,
 ):  # fmt: skip
     """Fused E-step and sufficient statistics over rows that may contain NaN (missing) cells.
 
@@ -1065,27 +1112,26 @@ def incomplete_stats(
     Complete rows are allowed (they are the pattern with no missing cell). A row with no observed
     cell contributes log-density 0 and the component's moments. ``presorted=True``: the caller
     knows the rows are grouped by pattern (the result is the same either way; grouping only
-    saves factorisations), so the check is skipped.
+    saves factorisations), so the check is skipped. ``layout``: the parameters already in the
+    kernels' layout (:func:`incomplete_layout`); the parameter arguments are then not read.
     """
     block = _check(block_size)
-    X, lw, means, shift, pc, mode = _prepare(
-        X, log_weights, means, precisions_chol, covariance_type, shift
-    )
-    nk, sx, sxx, ll, ent, _, _ = _run(
-        X, lw, means, shift, pc, mode, block, parallel, True, False, presorted
-    )
-    return _finish_stats(nk, sx, sxx, ll, ent, mode)
+    if layout is None:
+        layout = incomplete_layout(log_weights, means, precisions_chol, covariance_type)
+    X, shift = _rows_and_shift(X, layout, shift)
+    nk, sx, sxx, ll, ent, _, _ = _run(X, layout, shift, block, parallel, True, False, presorted)
+    return _finish_stats(nk, sx, sxx, ll, ent, layout.mode)
 
 
 def incomplete_log_resp(
     X, log_weights, means, precisions_chol, covariance_type, *, block_size=None, parallel=None,
-    presorted=False,
+    presorted=False, layout=None,
 ):  # fmt: skip
     """``(log_prob_norm (n,), log_resp (n, K))`` of rows that may contain NaN cells
     (observed-data densities), as :func:`em_core._fast_kernels.complete_log_resp`."""
     block = _check(block_size)
-    X, lw, means, shift, pc, mode = _prepare(
-        X, log_weights, means, precisions_chol, covariance_type, None
-    )
-    out = _run(X, lw, means, shift, pc, mode, block, parallel, False, True, presorted)
+    if layout is None:
+        layout = incomplete_layout(log_weights, means, precisions_chol, covariance_type)
+    X, shift = _rows_and_shift(X, layout, None)
+    out = _run(X, layout, shift, block, parallel, False, True, presorted)
     return out[5], out[6]

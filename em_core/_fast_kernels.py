@@ -136,25 +136,34 @@ def frozen(*arrays):
 # --------------------------------------------------------------------------------------------
 # Parameter preparation (shared by both back-ends)
 # --------------------------------------------------------------------------------------------
-def _prepare(X, log_weights, means, precisions_chol, covariance_type):
-    """Check shapes and bring the precisions to the kernel's layout.
+class CompleteLayout(NamedTuple):
+    """Parameters in the complete-data kernel's layout, made once per parameter set
+    (:func:`complete_layout`; :class:`~em_core.params.GMMParams` keeps it, so once per M-step
+    whatever the number of row chunks). Arrays are read-only (see :func:`frozen`)."""
 
-    Returns ``(X, const, means, P, Pd, mP, mode, tri, order)`` where ``const_k = log w_k +
-    Σ log diag P_k - ½ d log 2π`` (an upper bound of every ``log p_ik``), ``P`` the dense
-    factors (K', d, d) for full/tied, ``Pd`` the per-feature precision factors (K, d) for
-    diag/spherical, ``mP`` = μ_k P (tied only) and ``order`` the components by decreasing bound.
-    """
+    #: ``log w_k + Σ log diag P_k − ½ d log 2π``, an upper bound of every ``log p_ik`` (K,)
+    const: np.ndarray
+    means: np.ndarray  #: (K, d)
+    P: np.ndarray  #: full/tied: the dense factors (K or 1, d, d); else a dummy
+    Pd: np.ndarray  #: diag/spherical: per-feature precision factors 1/σ (K, d); else a dummy
+    mP: np.ndarray  #: tied: μ_k P (K, d); else a dummy
+    mode: int  #: 0 full, 1 tied, 2 diag/spherical
+    tri: bool  #: full/tied: P is upper triangular (else applied as a dense matrix)
+    order: np.ndarray  #: the components by decreasing bound
+
+
+def complete_layout(log_weights, means, precisions_chol, covariance_type) -> CompleteLayout:
+    """Check the parameters' shapes and bring them to the kernel's layout."""
     if covariance_type not in _COV_CODES:
         raise ValueError(
             f"covariance_type must be one of {sorted(_COV_CODES)}, got {covariance_type!r}"
         )
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D, got shape {X.shape}")
-    d = X.shape[1]
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    if means.ndim != 2:
+        raise ValueError(f"means must be 2-D, got shape {means.shape}")
+    d = means.shape[1]
     log_weights = np.ascontiguousarray(log_weights, dtype=np.float64).reshape(-1)
     K = log_weights.shape[0]
-    means = np.ascontiguousarray(means, dtype=np.float64)
     if means.shape != (K, d):
         raise ValueError(f"means must have shape {(K, d)}, got {means.shape}")
     pc = np.ascontiguousarray(precisions_chol, dtype=np.float64)
@@ -187,7 +196,18 @@ def _prepare(X, log_weights, means, precisions_chol, covariance_type):
         P, Pd, mP = dummy3, np.ascontiguousarray(np.repeat(pc[:, None], d, axis=1)), dummy2
     const = np.ascontiguousarray(log_weights + logdet - 0.5 * d * _LOG_2PI)
     order = np.argsort(-const, kind="stable").astype(np.int64)
-    return X, const, means, P, Pd, mP, mode, tri, order
+    const, means, P, Pd, mP, order = frozen(const, means, P, Pd, mP, order)
+    return CompleteLayout(const, means, P, Pd, mP, mode, tri, order)
+
+
+def _rows(X, d):
+    """X as a C-contiguous float64 (n, d) array."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    if X.shape[1] != d:
+        raise ValueError(f"X has {X.shape[1]} columns, the parameters {d} features")
+    return X
 
 
 #: Largest |μ_kj − g_j| / σ_kj (or |c_kj − g_j| / σ_kj) for which a diag/spherical component's
@@ -929,8 +949,8 @@ def run_variant(parallel_kernel, serial_kernel, args, parallel, nchunks):
     return serial_kernel(*args)
 
 
-def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
-    X, const, means, P, Pd, mP, mode, tri, order = prep
+def _run_estep(X, layout, shift, block, parallel, margin, want_stats, want_resp):
+    const, means, P, Pd, mP, mode, tri, order = layout
     n, d = X.shape
     K = const.shape[0]
     nchunks = n_chunks(n, block)
@@ -940,7 +960,8 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     else:
         lpn, lr = np.zeros(1), np.zeros((1, 1))
     same_shift = bool(np.array_equal(shift, means))
-    X, const, means, P, Pd, mP, shift, order = frozen(X, const, means, P, Pd, mP, shift, order)
+    # frozen again: a layout that came through pickle (a Dask worker's) holds writable arrays
+    X, shift, const, means, P, Pd, mP, order = frozen(X, shift, const, means, P, Pd, mP, order)
     ctr = _centre(const, means, Pd, shift, mode)
     args = (X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, nchunks,
             margin, want_stats, nk, sx, sxx, want_resp, lpn, lr, ctr)  # fmt: skip
@@ -948,16 +969,16 @@ def _run_estep(X, prep, shift, block, parallel, margin, want_stats, want_resp):
     return nk, sx, sxx, ll, ent, lpn, lr
 
 
-def _complete_stats_numba(X, prep, shift, block, parallel):
+def _complete_stats_numba(X, layout, shift, block, parallel):
     nk, sx, sxx, ll, ent, _, _ = _run_estep(
-        X, prep, shift, block, parallel, _UNDERFLOW, True, False
+        X, layout, shift, block, parallel, _UNDERFLOW, True, False
     )
-    return _finish_stats(nk, sx, sxx, ll, ent, prep[6])
+    return _finish_stats(nk, sx, sxx, ll, ent, layout.mode)
 
 
-def _complete_log_resp_numba(X, prep, block, parallel):
+def _complete_log_resp_numba(X, layout, block, parallel):
     # No skipping (margin -inf): every log r_ik stays finite, as in the reference.
-    out = _run_estep(X, prep, prep[2], block, parallel, -np.inf, False, True)
+    out = _run_estep(X, layout, layout.means, block, parallel, -np.inf, False, True)
     return out[5], out[6]
 
 
@@ -993,6 +1014,7 @@ def complete_stats(
     block_size=None,
     parallel=None,
     backend="auto",
+    layout=None,
 ):
     """Fused E-step and sufficient statistics over the rows of complete data.
 
@@ -1018,6 +1040,9 @@ def complete_stats(
         Run the numba kernel on all numba threads (default: when ``n > block_size`` and numba
         has more than one thread).
     backend : {'auto', 'numba', 'numpy'}
+    layout : CompleteLayout, optional
+        The parameters already in the kernel's layout (:func:`complete_layout`, made once per
+        parameter set); the parameter arguments are then not read.
 
     Returns
     -------
@@ -1034,16 +1059,17 @@ def complete_stats(
         ``-Σ_i Σ_k r_ik log r_ik`` (``0 · log 0 = 0``).
     """
     block = _block_size(block_size, covariance_type)
-    prep = _prepare(X, log_weights, means, precisions_chol, covariance_type)
-    X, means_ = prep[0], prep[2]
+    if layout is None:
+        layout = complete_layout(log_weights, means, precisions_chol, covariance_type)
+    X = _rows(X, layout.means.shape[1])
     shift = np.ascontiguousarray(shift, dtype=np.float64)
-    if shift.shape != means_.shape:
-        raise ValueError(f"shift must have shape {means_.shape}, got {shift.shape}")
+    if shift.shape != layout.means.shape:
+        raise ValueError(f"shift must have shape {layout.means.shape}, got {shift.shape}")
     if _check_backend(backend) == "numba":
-        return _complete_stats_numba(X, prep, shift, block, parallel)
+        return _complete_stats_numba(X, layout, shift, block, parallel)
     from .reference import complete_stats as reference_stats
 
-    return reference_stats(X, prep, shift, block)
+    return reference_stats(X, layout, shift, block)
 
 
 def complete_log_resp(
@@ -1056,6 +1082,7 @@ def complete_log_resp(
     block_size=None,
     parallel=None,
     backend="auto",
+    layout=None,
 ):
     """Per-row normaliser and log-responsibilities of complete data.
 
@@ -1070,9 +1097,11 @@ def complete_log_resp(
         negligible components).
     """
     block = _block_size(block_size, covariance_type)
-    prep = _prepare(X, log_weights, means, precisions_chol, covariance_type)
+    if layout is None:
+        layout = complete_layout(log_weights, means, precisions_chol, covariance_type)
+    X = _rows(X, layout.means.shape[1])
     if _check_backend(backend) == "numba":
-        return _complete_log_resp_numba(prep[0], prep, block, parallel)
+        return _complete_log_resp_numba(X, layout, block, parallel)
     from .reference import complete_log_resp as reference_log_resp
 
-    return reference_log_resp(prep[0], prep, block)
+    return reference_log_resp(X, layout, block)

@@ -43,10 +43,13 @@ def _add_kernel_stats(
     kernel, X: FloatArray, params: GMMParams, stats: SufficientStats, **options
 ) -> None:
     """Run a fused numba kernel (``complete_stats`` for rows without NaN, ``incomplete_stats``
-    for rows with missing cells) on a chunk and add its moments to ``stats``."""
+    for rows with missing cells) on a chunk and add its moments to ``stats``; the parameters'
+    kernel layout is made once per parameter set (``params.complete_layout``, …), not per
+    chunk."""
+    layout = params.incomplete_layout if kernel is incomplete_stats else params.complete_layout
     nk, sx, sxx, ll, ent = kernel(
         X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
-        stats.shift, **options,
+        stats.shift, layout=layout, **options,
     )  # fmt: skip
     stats.nk += nk
     stats.sx += sx
@@ -68,8 +71,9 @@ def _may_have_nan(X: FloatArray) -> bool:
 
 def _complete_weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
     lpn, log_resp = complete_log_resp(
-        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
-    )
+        X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
+        layout=params.complete_layout,
+    )  # fmt: skip
     return log_resp + lpn[:, None]
 
 
@@ -154,8 +158,9 @@ def weighted_log_prob(X: FloatArray, params: GMMParams) -> FloatArray:
         return _complete_weighted_log_prob(X, params)
     if USE_FAST_INCOMPLETE:
         lpn, log_resp = incomplete_log_resp(
-            X, params.log_weights, params.means, params.precisions_chol, params.covariance_type
-        )
+            X, params.log_weights, params.means, params.precisions_chol, params.covariance_type,
+            layout=params.incomplete_layout,
+        )  # fmt: skip
         return log_resp + lpn[:, None]
     from .reference import weighted_log_prob_incomplete
 

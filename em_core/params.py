@@ -5,6 +5,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ._fast_incomplete import IncompleteLayout, incomplete_layout
+from ._fast_kernels import CompleteLayout, complete_layout
 from ._typing import CovarianceType, FloatArray
 from .linalg import (
     covariances_from_precision_cholesky,
@@ -99,6 +101,21 @@ class GMMParams:
         """(K, d) per-axis variances; only meaningful for diag and spherical."""
         pc = np.asarray(self.precisions_chol).reshape(self.n_components, -1)
         return np.broadcast_to(1.0 / np.square(pc), (self.n_components, self.n_features))
+
+    @cached_property
+    def complete_layout(self) -> CompleteLayout:
+        """These parameters in the complete-data kernel's layout: made once per parameter set,
+        so once per M-step however many row chunks the E-step walks."""
+        return complete_layout(
+            self.log_weights, self.means, self.precisions_chol, self.covariance_type
+        )
+
+    @cached_property
+    def incomplete_layout(self) -> IncompleteLayout:
+        """These parameters in the missing-data kernels' layout (once per parameter set)."""
+        return incomplete_layout(
+            self.log_weights, self.means, self.precisions_chol, self.covariance_type
+        )
 
     @property
     def n_parameters(self) -> int:

@@ -58,10 +58,11 @@ def _block_log_resp(L):
     return lpn, log_resp
 
 
-def complete_stats(X, prep, shift, block):
+def complete_stats(X, layout, shift, block):
     """:func:`em_core._fast_kernels.complete_stats` in blocked numpy (BLAS products), on the
-    prepared parameters ``prep``: the same chunks and blocks, so the same summation order."""
-    X, const, means, P, Pd, mP, mode, _tri, _order = prep
+    parameters in the kernel's ``layout``: the same chunks and blocks, so the same summation
+    order."""
+    const, means, P, Pd, mP, mode, _tri, _order = layout
     n, d = X.shape
     K = const.shape[0]
     nchunks = n_chunks(n, block)
@@ -93,9 +94,9 @@ def complete_stats(X, prep, shift, block):
     return _finish_stats(nk, sx, sxx, ll, ent, mode)
 
 
-def complete_log_resp(X, prep, block):
+def complete_log_resp(X, layout, block):
     """:func:`em_core._fast_kernels.complete_log_resp` in blocked numpy."""
-    X, const, means, P, Pd, mP, mode, _tri, _order = prep
+    const, means, P, Pd, mP, mode, _tri, _order = layout
     n = X.shape[0]
     K = const.shape[0]
     lpn = np.empty(n)

@@ -7,6 +7,7 @@ from scipy.stats import multivariate_normal
 
 import em_core.estep as estep
 from em_core import _fast_incomplete as fi
+from em_core._fast_kernels import complete_stats
 from em_core.params import GMMParams
 from em_core.suffstats import SufficientStats
 
@@ -112,6 +113,49 @@ def test_summarize_matches_reference(cov, fast, monkeypatch):
     assert stats.n_samples == X.shape[0]
     wlp = estep.weighted_log_prob(X, params)
     assert_rel(wlp, log_resp + lpn[:, None])
+
+
+@needs_numba
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_the_kernel_layout_is_made_once_per_parameter_set_not_per_chunk(cov, monkeypatch):
+    """An E-step over five chunks (complete ones and ones with missing cells) brings the
+    parameters to each kernel's layout once, and gives the statistics of the unchunked call on
+    layouts made afresh: the kept layout is the parameters' own."""
+    import em_core.params as params_module
+
+    made = {"complete": 0, "incomplete": 0}
+
+    def counted(kind, make):
+        def wrapper(*args):
+            made[kind] += 1
+            return make(*args)
+
+        return wrapper
+
+    monkeypatch.setattr(
+        params_module, "complete_layout", counted("complete", params_module.complete_layout)
+    )
+    monkeypatch.setattr(
+        params_module, "incomplete_layout", counted("incomplete", params_module.incomplete_layout)
+    )
+    rng = np.random.default_rng(8)
+    n, d, K = 500, 4, 3
+    X = _data(rng, n, d)
+    X = X[~np.isnan(X).all(axis=1)]
+    X = np.concatenate([rng.normal(size=(200, d)), X])  # the first chunks have no NaN
+    log_weights, means, pc = _params(rng, d, K, cov)
+    params = GMMParams(np.exp(log_weights), means, pc, cov)
+    stats = SufficientStats.zeros(cov, params.means)
+    for chunk in np.array_split(X, 5):
+        estep.summarize(chunk, params, stats)
+    assert made == {"complete": 1, "incomplete": 1}
+    first, *rest = np.array_split(X, 5)  # the first chunk is complete, the others are not
+    fresh = [complete_stats(first, log_weights, means, pc, cov, params.means)] + [
+        fi.incomplete_stats(part, log_weights, means, pc, cov, params.means) for part in rest
+    ]
+    np.testing.assert_allclose(stats.nk, sum(f[0] for f in fresh), rtol=1e-12)
+    np.testing.assert_allclose(stats.sxx, sum(f[2] for f in fresh), rtol=1e-12)
+    assert stats.log_likelihood == pytest.approx(sum(f[3] for f in fresh), rel=1e-12)
 
 
 @needs_numba

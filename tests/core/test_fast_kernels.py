@@ -245,8 +245,8 @@ def test_diag_components_near_and_far_from_the_centre(cov, K):
     pc[-1] *= 20.0
     X[:300] = means[-1] + rng.normal(size=(300, d)) / pc[-1].mean()
     shift = means + rng.normal(size=means.shape) * 0.1
-    prep = fk._prepare(X, log_weights, means, pc, cov)
-    centre = fk._centre(prep[1], means, prep[4], shift, 2)
+    layout = fk.complete_layout(log_weights, means, pc, cov)
+    centre = fk._centre(layout.const, means, layout.Pd, shift, 2)
     assert centre.any_far and not centre.near[-1] and centre.near[:-1].all()
     ref, (lpn, log_resp) = reference(X, log_weights, means, pc, cov, shift)
     for parallel in (False, True):
