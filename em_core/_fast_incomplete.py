@@ -487,6 +487,190 @@ if HAVE_NUMBA:  # pragma: no branch
                 if v > rowmax[r]:
                     rowmax[r] = v
 
+    @njit(inline="always", **_JIT)
+    def _gather_block(X, perm, ident, b0, nb, mode, Xt, bkey, Zt):  # pragma: no cover - compiled
+        """Rows ``b0 … b0 + nb`` of the pattern order (``perm``, or the identity) transposed into
+        ``Xt``, their pattern keys (bit j % 64 set: cell j missing) and, tied, a copy in ``Zt``.
+        """
+        d = Xt.shape[0]
+        for r in range(nb):
+            src = b0 + r if ident else perm[b0 + r]
+            for j in range(d):
+                Xt[j, r] = X[src, j]
+        for r in range(nb):  # the pattern keys, by rows of Xt: these loops vectorise
+            bkey[r] = 0
+        for j in range(d):
+            bit = np.uint64(1) << np.uint64(j & 63)
+            for r in range(nb):
+                x = Xt[j, r]
+                bkey[r] |= bit if x != x else np.uint64(0)
+        if mode == 1:
+            for i in range(d):
+                for r in range(nb):
+                    Zt[0, i, r] = Xt[i, r]
+
+    @njit(inline="always", **_JIT)
+    def _centre_block(Xt, means, active, nb, D):  # pragma: no cover - compiled
+        """``D[k] = x − μ_k`` for the whole block; the runs then fill the missing rows."""
+        for k in range(means.shape[0]):
+            if active[k]:
+                for i in range(Xt.shape[0]):
+                    m = means[k, i]
+                    for r in range(nb):
+                        D[k, i, r] = Xt[i, r] - m
+
+    @njit(inline="always", **_JIT)
+    def _new_pattern(Xt, r, cur, mi, oi, fmi, fnm):  # pragma: no cover - compiled
+        """Row ``r``'s pattern into ``cur``, its missing cells (descending) into ``mi`` and its
+        observed ones into ``oi``; returns (|m|, |o|, t0), t0 the leading missing cells it
+        shares with the pattern factorised before (``fmi``, ``fnm``: their factors are kept),
+        and ``fmi`` becomes its cells."""
+        nm = _ZERO  # not the literal 0: see _ZERO
+        no = _ZERO
+        for j in range(Xt.shape[0] - 1, -1, -1):  # descending, branch-free (random cells)
+            isn = Xt[j, r] != Xt[j, r]
+            cur[j] = isn
+            mi[nm] = j
+            oi[no] = j
+            nm += isn
+            no += not isn
+        t0 = _ZERO
+        while t0 < nm and t0 < fnm and mi[t0] == fmi[t0]:
+            t0 += 1
+        for a in range(nm):
+            fmi[a] = mi[a]
+        return nm, no, t0
+
+    @njit(inline="always", **_JIT)
+    def _store_run_covariance(
+        mode, q, coff, nm, mi, Cp, run_nm, run_c, run_mi, cstore
+    ):  # pragma: no cover - compiled
+        """Keep run ``q``'s missing cells and the upper triangle of its conditional covariances
+        (components last) at ``cstore[coff:]``; returns the next free offset."""
+        NC = Cp.shape[2] if mode == 0 else 1
+        run_nm[q] = nm
+        run_c[q] = coff
+        for a in range(nm):
+            run_mi[q, a] = mi[a]
+        for a in range(nm):
+            for b in range(a, nm):
+                if mode == 0:
+                    for k0 in range(0, NC, 4):
+                        vst1(vld3(Cp, a, b, k0), cstore, coff + k0)
+                else:
+                    cstore[coff] = Cp[a, b, 0]
+                coff += NC
+        return coff
+
+    @njit(inline="always", **_JIT)
+    def _write_block_resp(b0, nb, perm, ident, rowmax, ls, L, lpn_o, lr_o):  # pragma: no cover
+        """The block's ``log p(x_i)`` and ``log r_ik`` at the rows' places in the input order."""
+        for r in range(nb):
+            lpn = rowmax[r] + ls[r]
+            dst = b0 + r if ident else perm[b0 + r]
+            lpn_o[dst] = lpn
+            for k in range(L.shape[0]):
+                lr_o[dst, k] = L[k, r] - lpn
+
+    @njit(inline="always", **_JIT)
+    def _add_run_covariances(
+        mode, NC, nruns, run_r0, run_nm, run_c, run_mi, cstore, E, sw, Cacc
+    ):  # pragma: no cover - compiled
+        """Σ over the block's runs of (Σ_run r_ik) C_k, added to ``Cacc`` at the runs' missing
+        cells (upper triangle, components last; ``NC`` lanes of C kept per cell)."""
+        K = E.shape[0]
+        KV = Cacc.shape[2]
+        for q in range(nruns):
+            qm = run_nm[q]
+            if qm == 0:
+                continue
+            q0 = run_r0[q]
+            q1 = run_r0[q + 1]
+            if q1 - q0 == 1:  # most runs at n = 10⁵: no loop to start
+                for k in range(K):
+                    sw[k] = E[k, q0]
+            else:
+                for k in range(K):
+                    t = 0.0
+                    for r in range(q0, q1):
+                        t += E[k, r]
+                    sw[k] = t
+            idx = run_c[q]  # C of the run: (a, b ≥ a, component)
+            for a in range(qm):  # E is 0 for inactive components: adds +0.0
+                ma = run_mi[q, a]
+                for b in range(a, qm):
+                    mb = run_mi[q, b]  # ≤ ma (mi descends): Cacc[mb, ma] is upper
+                    for k0 in range(0, KV, 4):
+                        cv = vld1(cstore, idx + k0) if mode == 0 else vsplat(cstore[idx])
+                        cnew = vfma(vld3(Cacc, mb, ma, k0), vld1(sw, k0), cv)
+                        vst3(cnew, Cacc, mb, ma, k0)
+                    idx += NC
+
+    @njit(inline="always", **_JIT)
+    def _add_block_grams(nb, active, E, D, off, has_off, Wt, S):  # pragma: no cover - compiled
+        """Each component with responsibility in the block adds the weighted Gram of
+        ``[x̂ − c_k; 1]`` (``D[k]`` moved from μ_k to c_k by ``off``) to ``S[k]``."""
+        for k in range(E.shape[0]):
+            used = False
+            if active[k]:
+                for r in range(nb):
+                    if E[k, r] > 0.0:
+                        used = True
+                        break
+            if not used:
+                continue
+            Dk = D[k]
+            if has_off:
+                for a in range(Dk.shape[0] - 1):
+                    t = off[k, a]
+                    for r in range(nb):
+                        Dk[a, r] += t
+            _add_weighted_gram(E[k], Dk, Wt, nb, S[k])
+
+    @njit(inline="always", **_JIT)
+    def _finish_chunk_stats(Cacc, S, nk, sx, sxx):  # pragma: no cover - compiled
+        """The chunk's moments: the conditional covariances first (upper triangle), then each
+        component's Gram as (n_k, Σ r (x̂ − c), Σ r (x̂ − c)(x̂ − c)ᵀ)."""
+        d = sxx.shape[1]
+        for k in range(nk.shape[0]):
+            for a in range(d):
+                for b in range(a, d):
+                    sxx[k, a, b] += Cacc[a, b, k]
+            nk[k] += _scatter_gram(S[k], sxx[k], sx[k])
+
+    @njit(**_JIT)
+    def _pattern_scratch(d, KP, KV):  # pragma: no cover - compiled
+        """Buffers of a pattern's factors (``_factor_lanes``, ``_tied_pattern_means``) and of
+        the per-row solves: (negA, Cp, hld, W, Lc, idg, Linv, mtil, mt, Zk, Ys)."""
+        return (
+            np.empty((d, d, KP)), np.empty((d, d, KP)), np.empty(KP), np.empty((d, d, KP)),
+            np.empty((d, d, KP)), np.empty((d, KP)), np.empty((d, d, KP)),
+            np.empty((d, KV)),  # tied: m̃_k,m = −A μ_o (missing rows), components last
+            np.empty((d, KV)),  # tied: m̃_k P
+            np.empty((d, KP)), np.empty((2, d, KP)),  # per-row solves (see _solve_rows)
+        )  # fmt: skip
+
+    @njit(**_JIT)
+    def _run_scratch(block, d, NC):  # pragma: no cover - compiled
+        """The runs of a block: (first rows, |m|, offsets into cstore, missing cells, cstore)."""
+        return (
+            np.empty(block + 1, dtype=np.int64), np.empty(block, dtype=np.int64),
+            np.empty(block, dtype=np.int64), np.empty((block, d), dtype=np.uint64),
+            np.empty(NC * d * d * 8),
+        )  # fmt: skip
+
+    @njit(**_JIT)
+    def _tied_rows_of_lam(Lam, mode):  # pragma: no cover - compiled
+        """tied: ``LamR[o, i] = Λ[i, o]`` padded to four lanes (see ``_fill_rows_tied``)."""
+        d = Lam.shape[0]
+        dP = (d + 3) // 4 * 4
+        LamR = np.zeros((d, dP) if mode == 1 else (1, 4))
+        if mode == 1:
+            for i in range(d):
+                for o in range(d):
+                    LamR[o, i] = Lam[i, o, 0]
+        return LamR
+
     @njit(**_JIT)
     def _grouped_chunk(
         c, X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block, bpc,
@@ -510,14 +694,11 @@ if HAVE_NUMBA:  # pragma: no branch
                 D[k, d, r] = 1.0
         RMT = np.empty((block, d, KV)) if mode == 1 else np.empty((1, 1, 1))
         RC = np.empty((K, block))
-        Zk = np.empty((d, KP))
-        Ys = np.empty((2, d, KP))  # per-row solves (see _solve_rows)
         Wt = np.empty((d + 1, block))
         S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
         y = np.empty(block)
         maha = np.empty(block)
         rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
-        used = np.zeros(K, dtype=np.bool_)
         # the current pattern and its factors
         cur = np.zeros(d, dtype=np.bool_)
         have = False
@@ -535,29 +716,11 @@ if HAVE_NUMBA:  # pragma: no branch
         fmi = np.empty(d, dtype=np.uint64)  # the missing cells of the factors in Lc, Linv
         fnm = 0
         t0 = _ZERO
-        negA = np.empty((d, d, KP))
-        Cp = np.empty((d, d, KP))
-        hld = np.empty(KP)
-        W = np.empty((d, d, KP))
-        Lc = np.empty((d, d, KP))
-        idg = np.empty((d, KP))
-        Linv = np.empty((d, d, KP))
         pconst = np.empty(K)
-        mtil = np.empty((d, KV))  # tied: m̃_k,m = −A μ_o (missing rows), components last
-        mt = np.empty((d, KV))  # tied: m̃_k P
-        dP = (d + 3) // 4 * 4
-        ut = np.empty(dP)  # tied: Λ x_o of a row (see _fill_rows_tied)
-        LamR = np.zeros((d, dP) if mode == 1 else (1, 4))  # tied: LamR[o, i] = Λ[i, o]
-        if mode == 1:
-            for i in range(d):
-                for o in range(d):
-                    LamR[o, i] = Lam[i, o, 0]
-        # the runs of the current block: rows, missing indices, conditional covariances
-        run_r0 = np.empty(block + 1, dtype=np.int64)
-        run_nm = np.empty(block, dtype=np.int64)
-        run_c = np.empty(block, dtype=np.int64)
-        run_mi = np.empty((block, d), dtype=np.uint64)
-        cstore = np.empty(NC * d * d * 8)
+        negA, Cp, hld, W, Lc, idg, Linv, mtil, mt, Zk, Ys = _pattern_scratch(d, KP, KV)
+        run_r0, run_nm, run_c, run_mi, cstore = _run_scratch(block, d, NC)
+        ut = np.empty((d + 3) // 4 * 4)  # tied: Λ x_o of a row (see _fill_rows_tied)
+        LamR = _tied_rows_of_lam(Lam, mode)
         Cacc = np.zeros((d, d, KV))  # Σ_runs (Σ_run r_ik) C_k, (m, m) blocks, upper triangle
         sw = np.zeros(KV)  # Σ_run r_ik, 0 in the padding lanes
         ll = 0.0
@@ -568,30 +731,12 @@ if HAVE_NUMBA:  # pragma: no branch
         while bnext < stop:  # blocks of ≤ block rows whose patterns' C fit in cstore
             b0 = bnext
             nb = min(block, stop - b0)
-            for r in range(nb):
-                src = b0 + r if ident else perm[b0 + r]
-                for j in range(d):
-                    Xt[j, r] = X[src, j]
-            for r in range(nb):  # the pattern keys, by rows of Xt: these loops vectorise
-                bkey[r] = 0
-            for j in range(d):
-                bit = np.uint64(1) << np.uint64(j & 63)
-                for r in range(nb):
-                    x = Xt[j, r]
-                    bkey[r] |= bit if x != x else np.uint64(0)
-            if mode == 1:
-                for i in range(d):
-                    for r in range(nb):
-                        Zt[0, i, r] = Xt[i, r]
-            for k in range(K):  # x − μ_k for the whole block; the runs fill the missing rows
-                if active[k]:
-                    for i in range(d):
-                        m = means[k, i]
-                        for r in range(nb):
-                            D[k, i, r] = Xt[i, r] - m
+            _gather_block(X, perm, ident, b0, nb, mode, Xt, bkey, Zt)
+            _centre_block(Xt, means, active, nb, D)
             nruns = _ZERO
             coff = 0
             r0 = _ZERO
+            end = nb  # rows of the block taken: fewer when cstore fills up
             while r0 < nb:
                 same = have and bkey[r0] == curkey
                 if same and not short_keys:
@@ -604,21 +749,8 @@ if HAVE_NUMBA:  # pragma: no branch
                     factored = False
                     a_ready = False
                     curkey = bkey[r0]
-                    nm = _ZERO
-                    no = _ZERO
-                    for j in range(d - 1, -1, -1):  # descending, branch-free (random cells)
-                        isn = Xt[j, r0] != Xt[j, r0]
-                        cur[j] = isn
-                        mi[nm] = j
-                        oi[no] = j
-                        nm += isn
-                        no += not isn
-                    t0 = 0  # the missing cells shared with the pattern factorised before
-                    while t0 < nm and t0 < fnm and mi[t0] == fmi[t0]:
-                        t0 += 1
+                    nm, no, t0 = _new_pattern(Xt, r0, cur, mi, oi, fmi, fnm)
                     fnm = nm
-                    for a in range(nm):
-                        fmi[a] = mi[a]
                 r1 = r0 + 1
                 while r1 < nb and bkey[r1] == curkey:
                     if not short_keys:  # d > 64: the key is only a filter
@@ -650,7 +782,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         _tied_pattern_means(nm, mi, Cp, meansT, tiedT, P, mtil, mt)
                 c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
                 if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
-                    nb = r0  # cstore is full: the block ends before this run
+                    end = r0  # cstore is full: the block ends before this run
                     break
                 if r1 - r0 > _SHORT_RUN:  # then A is ready (need_a)
                     _fill_run(r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC)
@@ -674,85 +806,28 @@ if HAVE_NUMBA:  # pragma: no branch
                         for k0 in range(0, KV, 4):
                             vst3(vld2(mt, j, k0), RMT, nruns, j, k0)
                 if want_stats:  # keep the run's pattern for the conditional covariances
-                    run_nm[nruns] = nm
-                    run_c[nruns] = coff
-                    for a in range(nm):
-                        run_mi[nruns, a] = mi[a]
-                    for a in range(nm):  # the upper triangle, components last
-                        for b in range(a, nm):
-                            if mode == 0:
-                                for k0 in range(0, NC, 4):
-                                    vst1(vld3(Cp, a, b, k0), cstore, coff + k0)
-                            else:
-                                cstore[coff] = Cp[a, b, 0]
-                            coff += NC
+                    coff = _store_run_covariance(
+                        mode, nruns, coff, nm, mi, Cp, run_nm, run_c, run_mi, cstore
+                    )
                 nruns += 1
                 r0 = r1
-            run_r0[nruns] = nb
-            bnext = b0 + nb
+            run_r0[nruns] = end
+            bnext = b0 + end
             _block_maha(
-                nb, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
+                end, mode, tri, P, active, Zt, Yt, D, RMT, run_r0, nruns, RC, y, maha, L, rowmax
             )
-            bll, bent = _normalise_block(nb, active, L, E, rowmax, ls, acc, ibuf)
+            bll, bent = _normalise_block(end, active, L, E, rowmax, ls, acc, ibuf)
             ll += bll
             ent += bent
             if want_resp:
-                for r in range(nb):
-                    lpn = rowmax[r] + ls[r]
-                    dst = b0 + r if ident else perm[b0 + r]
-                    lpn_o[dst] = lpn
-                    for k in range(K):
-                        lr_o[dst, k] = L[k, r] - lpn
-            if not want_stats:
-                continue
-            for k in range(K):
-                used[k] = False
-                if active[k]:
-                    for r in range(nb):
-                        if E[k, r] > 0.0:
-                            used[k] = True
-                            break
-            for q in range(nruns):  # conditional covariance: (Σ_run r_ik) C_k in (m, m)
-                qm = run_nm[q]
-                if qm == 0:
-                    continue
-                q0 = run_r0[q]
-                q1 = run_r0[q + 1]
-                if q1 - q0 == 1:  # most runs at n = 10⁵: no loop to start
-                    for k in range(K):
-                        sw[k] = E[k, q0]
-                else:
-                    for k in range(K):
-                        t = 0.0
-                        for r in range(q0, q1):
-                            t += E[k, r]
-                        sw[k] = t
-                idx = run_c[q]  # C of the run: (a, b ≥ a, component)
-                for a in range(qm):  # E is 0 for inactive components: adds +0.0
-                    ma = run_mi[q, a]
-                    for b in range(a, qm):
-                        mb = run_mi[q, b]  # ≤ ma (mi descends): Cacc[mb, ma] is upper
-                        for k0 in range(0, KV, 4):
-                            cv = vld1(cstore, idx + k0) if mode == 0 else vsplat(cstore[idx])
-                            cnew = vfma(vld3(Cacc, mb, ma, k0), vld1(sw, k0), cv)
-                            vst3(cnew, Cacc, mb, ma, k0)
-                        idx += NC
-            for k in range(K):
-                if not used[k]:
-                    continue
-                Dk = D[k]
-                if has_off:
-                    for a in range(d):
-                        t = off[k, a]
-                        for r in range(nb):
-                            Dk[a, r] += t
-                _add_weighted_gram(E[k], Dk, Wt, nb, S[k])
+                _write_block_resp(b0, end, perm, ident, rowmax, ls, L, lpn_o, lr_o)
+            if want_stats:
+                _add_run_covariances(
+                    mode, NC, nruns, run_r0, run_nm, run_c, run_mi, cstore, E, sw, Cacc
+                )
+                _add_block_grams(end, active, E, D, off, has_off, Wt, S)
         if want_stats:
-            for k in range(K):
-                for a in range(d):  # the conditional covariances first, in the run order
-                    for b in range(a, d):
-                        sxx_o[c, k, a, b] += Cacc[a, b, k]
-                nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
+            _finish_chunk_stats(Cacc, S, nk_o[c], sx_o[c], sxx_o[c])
         return ll, ent
 
     def _grouped_kernel(
