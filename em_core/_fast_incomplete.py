@@ -60,10 +60,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ._fast_kernels import (
+    _COV_CODES,
     _JIT_OPTS,
     _JIT_REDUCE_OPTS,
     DEFAULT_BLOCK_SIZE,
+    DIAGONAL,
+    FULL,
     HAVE_NUMBA,
+    TIED,
     _finish_stats,
     _stats_buffers,
     compiled_variants,
@@ -84,7 +88,6 @@ _ZERO = np.int64(0)
 #: tied: runs of at most this many rows take their log-density row by row (``_tied_block_maha``).
 #: Up to here the K·d loop starts of the blocked form cost more than the rows themselves.
 _ROWWISE_MAHA = 64
-_MODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
 
 if HAVE_NUMBA:  # pragma: no branch
     from numba import njit, prange
@@ -366,7 +369,7 @@ if HAVE_NUMBA:  # pragma: no branch
         K = D.shape[0]
         u0 = np.uint64(r0)  # unsigned indices: no wrap-around checks, the loops vectorise
         u1 = np.uint64(r1)
-        if mode == 1:  # x̃ = [x_o; −A x_o] (Zt[0, o] holds x_o already)
+        if mode == TIED:  # x̃ = [x_o; −A x_o] (Zt[0, o] holds x_o already)
             for a in range(nm):
                 _fill_missing_row(Zt, 0, mi[a], negA, a, oi, no, u0, u1)
         for k in range(K):
@@ -375,7 +378,7 @@ if HAVE_NUMBA:  # pragma: no branch
             ck = pconst[k]
             for r in range(u0, u1):
                 RC[k, r] = ck
-            if mode == 0:  # D[k, o] holds x_o − μ_o already (see the block loop)
+            if mode == FULL:  # D[k, o] holds x_o − μ_o already (see the block loop)
                 for a in range(nm):
                     _fill_missing_row(D, k, mi[a], negA, a, oi, no, u0, u1)
             else:  # x̃_m − m̃_k,m = −A (x_o − μ_o); D[k, o] holds x_o − μ_o already
@@ -460,7 +463,7 @@ if HAVE_NUMBA:  # pragma: no branch
         d = Zt.shape[1]
         for r in range(nb):
             rowmax[r] = -np.inf
-        if mode == 1:
+        if mode == TIED:
             for j in range(d):
                 for r in range(nb):
                     Yt[j, r] = 0.0
@@ -475,7 +478,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 for r in range(nb):
                     L[k, r] = -np.inf
                 continue
-            if mode == 0:
+            if mode == FULL:
                 for r in range(nb):
                     maha[r] = 0.0
                 _add_whitened_squares(D, k, P, tri, nb, y, maha)
@@ -504,7 +507,7 @@ if HAVE_NUMBA:  # pragma: no branch
             for r in range(nb):
                 x = Xt[j, r]
                 bkey[r] |= bit if x != x else np.uint64(0)
-        if mode == 1:
+        if mode == TIED:
             for i in range(d):
                 for r in range(nb):
                     Zt[0, i, r] = Xt[i, r]
@@ -547,14 +550,14 @@ if HAVE_NUMBA:  # pragma: no branch
     ):  # pragma: no cover - compiled
         """Keep run ``q``'s missing cells and the upper triangle of its conditional covariances
         (components last) at ``cstore[coff:]``; returns the next free offset."""
-        NC = Cp.shape[2] if mode == 0 else 1
+        NC = Cp.shape[2] if mode == FULL else 1
         run_nm[q] = nm
         run_c[q] = coff
         for a in range(nm):
             run_mi[q, a] = mi[a]
         for a in range(nm):
             for b in range(a, nm):
-                if mode == 0:
+                if mode == FULL:
                     for k0 in range(0, NC, 4):
                         vst1(vld3(Cp, a, b, k0), cstore, coff + k0)
                 else:
@@ -601,7 +604,7 @@ if HAVE_NUMBA:  # pragma: no branch
                 for b in range(a, qm):
                     mb = run_mi[q, b]  # ≤ ma (mi descends): Cacc[mb, ma] is upper
                     for k0 in range(0, KV, 4):
-                        cv = vld1(cstore, idx + k0) if mode == 0 else vsplat(cstore[idx])
+                        cv = vld1(cstore, idx + k0) if mode == FULL else vsplat(cstore[idx])
                         cnew = vfma(vld3(Cacc, mb, ma, k0), vld1(sw, k0), cv)
                         vst3(cnew, Cacc, mb, ma, k0)
                     idx += NC
@@ -664,8 +667,8 @@ if HAVE_NUMBA:  # pragma: no branch
         """tied: ``LamR[o, i] = Λ[i, o]`` padded to four lanes (see ``_fill_rows_tied``)."""
         d = Lam.shape[0]
         dP = (d + 3) // 4 * 4
-        LamR = np.zeros((d, dP) if mode == 1 else (1, 4))
-        if mode == 1:
+        LamR = np.zeros((d, dP) if mode == TIED else (1, 4))
+        if mode == TIED:
             for i in range(d):
                 for o in range(d):
                     LamR[o, i] = Lam[i, o, 0]
@@ -683,7 +686,7 @@ if HAVE_NUMBA:  # pragma: no branch
         n, d = X.shape
         K = const0.shape[0]
         KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: its one Λ in 4 lanes
-        NC = KP if mode == 0 else 1  # lanes of the conditional covariances kept per run
+        NC = KP if mode == FULL else 1  # lanes of the conditional covariances kept per run
         KV = meansT.shape[1]  # K padded to a multiple of 4
         Xt = np.empty((d, block))
         Zt = np.empty((1, d, block))  # tied: x̃ (3-D for _fill_missing_row)
@@ -692,7 +695,7 @@ if HAVE_NUMBA:  # pragma: no branch
         for k in range(K):
             for r in range(block):
                 D[k, d, r] = 1.0
-        RMT = np.empty((block, d, KV)) if mode == 1 else np.empty((1, 1, 1))
+        RMT = np.empty((block, d, KV)) if mode == TIED else np.empty((1, 1, 1))
         RC = np.empty((K, block))
         Wt = np.empty((d + 1, block))
         S = np.zeros((K if want_stats else 1, d + 1, d + 1))  # augmented Gram per component
@@ -776,9 +779,9 @@ if HAVE_NUMBA:  # pragma: no branch
                         )  # fmt: skip
                     t0 = nm  # A later for the same pattern: Lc and Lc⁻¹ are kept
                     for k in range(K):
-                        kk = k if mode == 0 else 0
+                        kk = k if mode == FULL else 0
                         pconst[k] = const0[k] - hld[kk] - 0.5 * no * _LOG_2PI
-                    if mode == 1:  # m̃_k and m̃_k P, four components per vector
+                    if mode == TIED:  # m̃_k and m̃_k P, four components per vector
                         _tied_pattern_means(nm, mi, Cp, meansT, tiedT, P, mtil, mt)
                 c_need = NC * (nm * (nm + 1) // 2)  # the upper triangle of C
                 if want_stats and nruns > 0 and coff + c_need > cstore.shape[0]:
@@ -786,7 +789,7 @@ if HAVE_NUMBA:  # pragma: no branch
                     break
                 if r1 - r0 > _SHORT_RUN:  # then A is ready (need_a)
                     _fill_run(r0, r1, mode, nm, no, mi, oi, negA, pconst, mtil, active, Zt, D, RC)
-                elif mode == 1:
+                elif mode == TIED:
                     _fill_rows_tied(
                         r0, r1, nm, no, mi, oi, LamR, Cp, pconst, mtil, active, Xt, Zt, ut, D,
                         RC,
@@ -801,7 +804,7 @@ if HAVE_NUMBA:  # pragma: no branch
                         Zk, D, RC,
                     )  # fmt: skip
                 run_r0[nruns] = r0
-                if mode == 1:
+                if mode == TIED:
                     for j in range(d):
                         for k0 in range(0, KV, 4):
                             vst3(vld2(mt, j, k0), RMT, nruns, j, k0)
@@ -1080,9 +1083,9 @@ _NO_ARRAY = np.zeros((1, 1))
 
 def incomplete_layout(log_weights, means, precisions_chol, covariance_type) -> IncompleteLayout:
     """Check the parameters' shapes and bring them to the kernels' layout."""
-    if covariance_type not in _MODES:
-        raise ValueError(f"covariance_type must be one of {sorted(_MODES)}")
-    mode = _MODES[covariance_type]
+    if covariance_type not in _COV_CODES:
+        raise ValueError(f"covariance_type must be one of {sorted(_COV_CODES)}")
+    mode = _COV_CODES[covariance_type]
     lw = np.ascontiguousarray(log_weights, dtype=np.float64).reshape(-1)
     K = lw.shape[0]
     means = np.ascontiguousarray(means, dtype=np.float64)
@@ -1090,7 +1093,7 @@ def incomplete_layout(log_weights, means, precisions_chol, covariance_type) -> I
         raise ValueError(f"means must have shape ({K}, d), got {means.shape}")
     d = means.shape[1]
     pc = np.ascontiguousarray(precisions_chol, dtype=np.float64)
-    if mode == 2:
+    if mode == DIAGONAL:
         Pd = pc.reshape(K, -1)
         if Pd.shape[1] not in (1, d):
             raise ValueError("precisions_chol has the wrong shape")
@@ -1098,8 +1101,8 @@ def incomplete_layout(log_weights, means, precisions_chol, covariance_type) -> I
         layout = (lw, means, mode, Pd, np.log(Pd) - 0.5 * _LOG_2PI, 1.0 / Pd**2,
                   _NO_ARRAY[None], _NO_ARRAY[None], lw, True, _NO_ARRAY, _NO_TIED)  # fmt: skip
     else:
-        P = pc if mode == 0 else pc[None]
-        if P.shape != (K if mode == 0 else 1, d, d):
+        P = pc if mode == FULL else pc[None]
+        if P.shape != (K if mode == FULL else 1, d, d):
             raise ValueError("precisions_chol has the wrong shape")
         P = np.ascontiguousarray(P)
         Lam = P @ np.swapaxes(P, 1, 2)
@@ -1108,10 +1111,10 @@ def incomplete_layout(log_weights, means, precisions_chol, covariance_type) -> I
             Lam = np.concatenate([Lam, np.broadcast_to(np.eye(d), (pad, d, d))])
         Lam = np.ascontiguousarray(np.moveaxis(Lam, 0, -1))  # (d, d, K')
         logdet = np.log(np.diagonal(P, axis1=1, axis2=2)).sum(axis=1)
-        const0 = np.ascontiguousarray(lw + (logdet if mode == 0 else logdet[0]))
+        const0 = np.ascontiguousarray(lw + (logdet if mode == FULL else logdet[0]))
         meansT = np.zeros((d, -(-K // 4) * 4))  # K padded like full's Lam (four-lane vectors)
         meansT[:, :K] = means.T
-        tiedT = np.stack([P[0] @ (P[0].T @ meansT), P[0].T @ meansT]) if mode == 1 else _NO_TIED
+        tiedT = np.stack([P[0] @ (P[0].T @ meansT), P[0].T @ meansT]) if mode == TIED else _NO_TIED
         layout = (lw, means, mode, _NO_ARRAY, _NO_ARRAY, _NO_ARRAY, P, Lam, const0,
                   not np.any(np.tril(P, -1)), meansT, tiedT)  # fmt: skip
     return _frozen_layout(IncompleteLayout(*layout))
@@ -1138,7 +1141,7 @@ def _run(X, layout, shift, block, parallel, want_stats, want_resp, presorted):
         lpn, lr = np.zeros(1), np.zeros((1, 1))
     # frozen again: a layout that came through pickle (a Dask worker's) holds writable arrays
     L = _frozen_layout(layout)
-    if L.mode == 2:
+    if L.mode == DIAGONAL:
         X, shift = frozen(X, shift)
         args = (X, L.lw, L.means, shift, L.Pd, L.hl, L.var, block, nchunks,
                 want_stats, nk, sx, sxx, want_resp, lpn, lr)  # fmt: skip

@@ -95,7 +95,10 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _FASTMATH = {"contract"}
 #: For pure sums of finite products only: lets LLVM vectorise the reduction (summation order).
 _FASTMATH_REDUCE = {"contract", "reassoc", "nsz"}
-_COV_CODES = {"full": 0, "tied": 1, "diag": 2, "spherical": 2}
+#: The kernels' modes: one precision factor per component (full), one shared (tied), or
+#: per-feature factors (diag, and spherical as a diagonal with equal entries).
+FULL, TIED, DIAGONAL = 0, 1, 2
+_COV_CODES = {"full": FULL, "tied": TIED, "diag": DIAGONAL, "spherical": DIAGONAL}
 #: numba options of every kernel. ``error_model="numpy"``: a float division by zero gives inf
 #: (as in numpy) instead of raising, so numba emits no zero test per division; with the test,
 #: LLVM kept every loop that divides scalar (the per-row 1/s, the factorisations' 1/√·).
@@ -240,7 +243,7 @@ class _Centre(NamedTuple):
 
 def _centre(const, means, Pd, shift, mode):
     K, d = means.shape
-    if mode != 2:
+    if mode != DIAGONAL:
         g, near, mc = frozen(np.zeros(d), np.zeros(K, dtype=np.bool_), means)
         return _Centre(g, near, False, mc, mc)
     live = const > -np.inf
@@ -272,7 +275,7 @@ def _stats_buffers(nchunks, K, d, mode, want_stats):
     return (
         np.zeros((nchunks, K)),
         np.zeros((nchunks, K, d)),
-        np.zeros((nchunks, K, d, 1 if mode == 2 else d)),
+        np.zeros((nchunks, K, d, 1 if mode == DIAGONAL else d)),
     )
 
 
@@ -281,7 +284,7 @@ def _finish_stats(nk, sx, sxx, ll, ent, mode):
     nk = nk.sum(axis=0)
     sx = sx.sum(axis=0)
     sxx = sxx.sum(axis=0)
-    if mode == 2:
+    if mode == DIAGONAL:
         sxx = np.ascontiguousarray(sxx[..., 0])
     else:
         iu = np.triu_indices(sxx.shape[1], 1)
@@ -410,7 +413,7 @@ if HAVE_NUMBA:
             for r in range(nb):
                 for j in range(d):
                     Xu[j, r] = X[b0 + r, j]
-        if mode == 1:  # tied: whiten once, Yt = (X P)ᵀ
+        if mode == TIED:  # tied: whiten once, Yt = (X P)ᵀ
             for j in range(d):
                 for r in range(nb):
                     Yt[j, r] = 0.0
@@ -433,13 +436,13 @@ if HAVE_NUMBA:
             active[k] = True
             for r in range(nb):
                 maha[r] = 0.0
-            if mode == 0:
+            if mode == FULL:
                 for i in range(d):
                     m = means[k, i]
                     for r in range(nb):
                         ZtK[k, i, r] = Xt[i, r] - m
                 _add_whitened_squares(ZtK, k, P, tri, nb, y, maha)
-            elif mode == 1:
+            elif mode == TIED:
                 for j in range(d):
                     m = mP[k, j]
                     for r in range(nb):
@@ -821,20 +824,20 @@ if HAVE_NUMBA:
         ld = block + 8  # row stride off a multiple of 4 KiB: no cache-set conflicts
         # only the buffers a covariance type uses are full size (filling unused ones shows)
         Xt = np.zeros((d, ld))  # zero: padding columns must stay finite
-        d1 = d + 1 if mode != 2 else 1
-        l1 = ld if mode != 2 else 1
+        d1 = d + 1 if mode != DIAGONAL else 1
+        l1 = ld if mode != DIAGONAL else 1
         Zt = np.ones((d1, l1))  # row d stays 1: its products give sx and nk
-        ZtK = np.ones((K if mode == 0 else 1, d1, l1))  # full: x − μ_k per component
+        ZtK = np.ones((K if mode == FULL else 1, d1, l1))  # full: x − μ_k per component
         Wt = np.empty((d1, l1))
-        gk = K if (want_stats and mode != 2) else 1
+        gk = K if (want_stats and mode != DIAGONAL) else 1
         S = np.zeros((gk, d + 1, d + 1))  # full/tied: augmented Gram per component
-        Yt = np.empty((d, ld) if mode == 1 else (1, 1))
+        Yt = np.empty((d, ld) if mode == TIED else (1, 1))
         y = np.empty(block)
         maha = np.empty(block)
         rowmax, ls, acc, ibuf, L, E = _block_scratch(K, block)
         active = np.zeros(K, dtype=np.bool_)
         Xu = np.zeros((d, ld) if ctr.any_far else (1, 1))  # uncentred rows, far components
-        X2 = np.zeros((d, ld) if mode == 2 else (1, 1))  # (x − g)², centred moments
+        X2 = np.zeros((d, ld) if mode == DIAGONAL else (1, 1))  # (x − g)², centred moments
         ks = np.empty(K, dtype=np.int64)
         ll = 0.0
         ent = 0.0
@@ -861,7 +864,7 @@ if HAVE_NUMBA:
                         lr_o[b0 + r, k] = L[k, r] - lpn
             if not want_stats:
                 continue
-            if mode == 2:
+            if mode == DIAGONAL:
                 nks = 0
                 for k in range(K):
                     if active[k] and ctr.near[k]:
@@ -873,14 +876,14 @@ if HAVE_NUMBA:
                             X2[a, r] = Xt[a, r] * Xt[a, r]
                     _centred_moments(Xt, X2, E, ks, nks, nb, nk_o[c], sx_o[c], sxx_o[c])
             for k in range(K):
-                if not active[k] or (mode == 2 and ctr.near[k]):
+                if not active[k] or (mode == DIAGONAL and ctr.near[k]):
                     continue
                 Ek = E[k]
-                if mode == 2:  # far from the centre: about c_k directly
+                if mode == DIAGONAL:  # far from the centre: about c_k directly
                     # (A dgemv per block and component was 1.7x slower on one thread and
                     # serialised two threads in OpenBLAS.)
                     nk_o[c, k] += _diag_moments(Xu, Ek, shift[k], nb, sx_o[c, k], sxx_o[c, k])
-                elif mode == 0 and same_shift:
+                elif mode == FULL and same_shift:
                     _add_weighted_gram(Ek, ZtK[k], Wt, nb, S[k])
                 else:
                     for a in range(d):
@@ -888,10 +891,10 @@ if HAVE_NUMBA:
                         for r in range(nb):
                             Zt[a, r] = Xt[a, r] - m
                     _add_weighted_gram(Ek, Zt, Wt, nb, S[k])
-        if want_stats and mode != 2:
+        if want_stats and mode != DIAGONAL:
             for k in range(K):
                 nk_o[c, k] += _scatter_gram(S[k], sxx_o[c, k], sx_o[c, k])
-        if want_stats and mode == 2:  # about g → about c_k (see _Centre)
+        if want_stats and mode == DIAGONAL:  # about g → about c_k (see _Centre)
             for k in range(K):
                 if ctr.near[k]:
                     s0 = nk_o[c, k]

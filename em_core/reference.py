@@ -17,7 +17,7 @@ numba (``EM_CORE_DISABLE_NUMBA=1``, or numba not installed) em_core runs these i
 
 import numpy as np
 
-from ._fast_kernels import _finish_stats, _stats_buffers, n_chunks
+from ._fast_kernels import DIAGONAL, FULL, TIED, _finish_stats, _stats_buffers, n_chunks
 from ._fast_kernels import complete_stats as fast_complete_stats
 from ._typing import FloatArray
 from .estep import (
@@ -37,12 +37,12 @@ def _block_log_prob(Xb, const, means, P, Pd, mP, mode):
     nb = Xb.shape[0]
     K = const.shape[0]
     L = np.empty((nb, K))
-    if mode == 1:
+    if mode == TIED:
         Y0 = Xb @ P[0]
     for k in range(K):
-        if mode == 0:
+        if mode == FULL:
             y = (Xb - means[k]) @ P[k]
-        elif mode == 1:
+        elif mode == TIED:
             y = Y0 - mP[k]
         else:
             y = (Xb - means[k]) * Pd[k]
@@ -87,7 +87,7 @@ def complete_stats(X, layout, shift, block):
                 Z = Xb - shift[k]
                 W = Z * R[:, k : k + 1]
                 sx[c, k] += W.sum(axis=0)
-                if mode == 2:
+                if mode == DIAGONAL:
                     sxx[c, k, :, 0] += np.einsum("ij,ij->j", W, Z)
                 else:
                     sxx[c, k] += np.triu(W.T @ Z)
