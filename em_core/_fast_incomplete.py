@@ -63,6 +63,7 @@ from ._fast_kernels import (
     _COV_CODES,
     _JIT_OPTS,
     _JIT_REDUCE_OPTS,
+    _NO_PERM,
     DEFAULT_BLOCK_SIZE,
     DIAGONAL,
     FULL,
@@ -98,6 +99,7 @@ if HAVE_NUMBA:  # pragma: no branch
         _block_scratch,
         _normalise_block,
         _scatter_gram,
+        _write_block_resp,
     )
     from ._lanes4 import (
         vdiv,
@@ -566,16 +568,6 @@ if HAVE_NUMBA:  # pragma: no branch
         return coff
 
     @njit(inline="always", **_JIT)
-    def _write_block_resp(b0, nb, perm, ident, rowmax, ls, L, lpn_o, lr_o):  # pragma: no cover
-        """The block's ``log p(x_i)`` and ``log r_ik`` at the rows' places in the input order."""
-        for r in range(nb):
-            lpn = rowmax[r] + ls[r]
-            dst = b0 + r if ident else perm[b0 + r]
-            lpn_o[dst] = lpn
-            for k in range(L.shape[0]):
-                lr_o[dst, k] = L[k, r] - lpn
-
-    @njit(inline="always", **_JIT)
     def _add_run_covariances(
         mode, NC, nruns, run_r0, run_nm, run_c, run_mi, cstore, E, sw, Cacc
     ):  # pragma: no cover - compiled
@@ -679,10 +671,9 @@ if HAVE_NUMBA:  # pragma: no branch
         c, X, perm, const0, means, meansT, tiedT, off, has_off, P, Lam, mode, tri, block, bpc,
         active, ident, want_stats, nk_o, sx_o, sxx_o, want_resp, lpn_o, lr_o,
     ):  # fmt: skip  # pragma: no cover - compiled
-        """Rows of chunk ``c`` of :func:`_grouped_kernel`: returns its (log-likelihood, entropy)
-        and adds its moments to ``nk_o[c]``, ``sx_o[c]``, ``sxx_o[c]``. A function of its own,
-        not the parallel loop's body: numba's parfor passes then see a one-line body, and both
-        variants share this one compilation."""
+        """Chunk ``c`` of :func:`_grouped_kernel` (as ``_fast_kernels._estep_chunk``): blocks of
+        rows, in each the runs of rows sharing a missingness pattern, every pattern factorised
+        once while it lasts; returns the chunk's (log-likelihood, entropy)."""
         n, d = X.shape
         K = const0.shape[0]
         KP = Lam.shape[2]  # full: K padded to a multiple of 4; tied: its one Λ in 4 lanes
@@ -981,11 +972,7 @@ if HAVE_NUMBA:  # pragma: no branch
             ll += bll
             ent += bent
             if want_resp:
-                for r in range(nb):
-                    lpn = rowmax[r] + ls[r]
-                    lpn_o[b0 + r] = lpn
-                    for k in range(K):
-                        lr_o[b0 + r, k] = L[k, r] - lpn
+                _write_block_resp(b0, nb, _NO_PERM, True, rowmax, ls, L, lpn_o, lr_o)
             if not want_stats:
                 continue
             for k in range(K):

@@ -108,6 +108,8 @@ _JIT_REDUCE_OPTS = {**_JIT_OPTS, "fastmath": _FASTMATH_REDUCE}
 # The workqueue threading layer must not be entered by two threads at once; a second concurrent
 # caller (a Dask worker thread, say) runs the serial kernel instead of waiting.
 _PARALLEL_LOCK = threading.Lock()
+#: the identity row order of ``_write_block_resp`` (rows written where they are)
+_NO_PERM = np.zeros(0, dtype=np.int64)
 
 
 def compiled_variants(func, base):
@@ -810,6 +812,16 @@ if HAVE_NUMBA:
                     fbuf[r] -= t if rk > 0.0 else 0.0
         return ll, _sum4(fbuf, nb)
 
+    @njit(inline="always", **_JIT_OPTS)
+    def _write_block_resp(b0, nb, perm, ident, rowmax, ls, L, lpn_o, lr_o):  # pragma: no cover
+        """The block's ``log p(x_i)`` and ``log r_ik`` at the rows' places in the input order."""
+        for r in range(nb):
+            lpn = rowmax[r] + ls[r]
+            dst = b0 + r if ident else perm[b0 + r]
+            lpn_o[dst] = lpn
+            for k in range(L.shape[0]):
+                lr_o[dst, k] = L[k, r] - lpn
+
     @njit(**_JIT_OPTS)
     def _estep_chunk(
         c, X, const, means, P, Pd, mP, shift, same_shift, mode, tri, order, block, bpc, margin,
@@ -857,11 +869,7 @@ if HAVE_NUMBA:
             ll += bll
             ent += bent
             if want_resp:
-                for r in range(nb):
-                    lpn = rowmax[r] + ls[r]
-                    lpn_o[b0 + r] = lpn
-                    for k in range(K):
-                        lr_o[b0 + r, k] = L[k, r] - lpn
+                _write_block_resp(b0, nb, _NO_PERM, True, rowmax, ls, L, lpn_o, lr_o)
             if not want_stats:
                 continue
             if mode == DIAGONAL:
