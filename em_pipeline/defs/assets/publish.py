@@ -51,6 +51,7 @@ from em_pipeline.lib.publication import (
     run_row,
 )
 from em_pipeline.lib.segments import SegmentBundle
+from em_pipeline.lib.warehouse import PublishResult
 
 
 @dg.asset(
@@ -125,15 +126,7 @@ def published_segments(
         _promote(context, mlflow_tracker, version, info, published_at)
     return dg.MaterializeResult(
         metadata={
-            "duckdb_path": dg.MetadataValue.path(str(result.duckdb_path)),
-            "parquet_files": dg.MetadataValue.json(
-                {k: str(v) for k, v in result.parquet_files.items()}
-            ),
-            **{f"rows/{k}": v for k, v in result.row_counts.items()},
-            "query": dg.MetadataValue.md(
-                f"```\nduckdb -readonly {result.duckdb_path} \\\n"
-                '  "SELECT segment, segment_label, size, share FROM segment_profiles"\n```'
-            ),
+            **_warehouse_metadata(result),
             "model_alias": f"models:/{mlflow_tracker.registered_model_name}@{mlflow_tracker.alias}",
             "model_version": version,
             "segment_ids": dg.MetadataValue.json(bundle.segment_ids),
@@ -141,6 +134,21 @@ def published_segments(
             "backfill": backfill,
         }
     )
+
+
+def _warehouse_metadata(result: PublishResult) -> dict[str, object]:
+    """Where the version went (DuckDB file, Parquet files), its row counts, a query to try."""
+    return {
+        "duckdb_path": dg.MetadataValue.path(str(result.duckdb_path)),
+        "parquet_files": dg.MetadataValue.json(
+            {k: str(v) for k, v in result.parquet_files.items()}
+        ),
+        **{f"rows/{k}": v for k, v in result.row_counts.items()},
+        "query": dg.MetadataValue.md(
+            f"```\nduckdb -readonly {result.duckdb_path} \\\n"
+            '  "SELECT segment, segment_label, size, share FROM segment_profiles"\n```'
+        ),
+    }
 
 
 def _drift_tables(storage: PipelineStorage, run_date: str) -> dict[str, pd.DataFrame]:
