@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KERNEL_MODULES = ("_fast_kernels", "_fast_incomplete", "_hierarchical_kernels")
+KERNEL_MODULES = ("_fast_kernels", "_fast_incomplete", "_hierarchical_kernels", "_kmeans_kernels")
 
 
 def kernel_cache_is_warm() -> bool:

@@ -11,6 +11,8 @@ import hashlib
 
 import numpy as np
 
+from ._fast_kernels import HAVE_NUMBA
+from ._kmeans_kernels import lloyd_iterations
 from ._typing import FloatArray, InitMethod
 from .hierarchical import Agglomeration, agglomerate
 from .params import GMMParams
@@ -55,22 +57,23 @@ def kmeans_plus_plus(
     return centers
 
 
+#: Lloyd's iterations stop when no centre coordinate moves by more than this.
+LLOYD_ATOL = 1e-12
+
+
 def lloyd(X: FloatArray, centers: FloatArray, n_iter: int) -> FloatArray:
-    """A few Lloyd iterations on observed cells; an emptied cluster keeps its centre."""
+    """At most ``n_iter`` Lloyd iterations on observed cells (partial distances, as
+    :func:`kmeans_plus_plus`); an emptied cluster keeps its centre. Compiled
+    (``_kmeans_kernels``); :func:`em_core.reference.lloyd` without numba."""
     observed = (~np.isnan(X)).astype(np.float64)
     X0 = np.nan_to_num(X, nan=0.0)
-    centers = centers.copy()
-    for _ in range(n_iter):
-        labels = np.argmin(_sq_distances(X0, observed, centers), axis=1)
-        onehot = np.zeros((X.shape[0], centers.shape[0]))
-        onehot[np.arange(X.shape[0]), labels] = 1.0
-        sums = onehot.T @ X0
-        counts = onehot.T @ observed
-        new = np.divide(sums, counts, out=centers.copy(), where=counts > 0)
-        if np.allclose(new, centers, rtol=0.0, atol=1e-12):
-            break
-        centers = new
-    return centers
+    if HAVE_NUMBA:
+        return lloyd_iterations(
+            X0, observed, np.array(centers, dtype=np.float64), n_iter, LLOYD_ATOL
+        )
+    from . import reference
+
+    return reference.lloyd(X, centers, n_iter)
 
 
 def hard_assignment_stats(X: FloatArray, centers: FloatArray, covariance_type) -> SufficientStats:

@@ -11,6 +11,7 @@ numba (``EM_CORE_DISABLE_NUMBA=1``, or numba not installed) em_core runs these i
   missingness pattern for full/tied);
 - iterative M-steps (:mod:`em_core._mstep_kernels`): ``volumes_and_shape_iterations`` (VEI,
   VEV), ``vee_iterations`` (VEE), ``orientation_iterations`` (EVE, VVE);
+- Lloyd's k-means iterations of the k-means++ start (:mod:`em_core._kmeans_kernels`): ``lloyd``;
 - the hierarchical start's merge loop (:mod:`em_core._hierarchical_kernels`):
   ``merge_sequence``.
 """
@@ -295,6 +296,28 @@ def orientation_iterations(
             break
         prev = now
     return O, shapes
+
+
+# ----------------------------------------------------------------------- k-means start
+def lloyd(X: FloatArray, centers: FloatArray, n_iter: int) -> FloatArray:
+    """Lloyd's iterations in numpy: the reference of the compiled
+    :func:`em_core._kmeans_kernels.lloyd_iterations` (the same stopping rule, ``LLOYD_ATOL``)."""
+    from . import init
+
+    observed = (~np.isnan(X)).astype(np.float64)
+    X0 = np.nan_to_num(X, nan=0.0)
+    centers = centers.copy()
+    for _ in range(n_iter):
+        labels = np.argmin(init._sq_distances(X0, observed, centers), axis=1)
+        onehot = np.zeros((X.shape[0], centers.shape[0]))
+        onehot[np.arange(X.shape[0]), labels] = 1.0
+        sums = onehot.T @ X0
+        counts = onehot.T @ observed
+        new = np.divide(sums, counts, out=centers.copy(), where=counts > 0)
+        if np.allclose(new, centers, rtol=0.0, atol=init.LLOYD_ATOL):
+            break
+        centers = new
+    return centers
 
 
 # ----------------------------------------------------------------------- hierarchical start
