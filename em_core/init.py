@@ -11,12 +11,15 @@ import hashlib
 
 import numpy as np
 
-from ._fast_kernels import HAVE_NUMBA
-from ._kmeans_kernels import lloyd_iterations
+from ._fast_kernels import HAVE_NUMBA, run_variant
+from ._kmeans_kernels import lloyd_chunks
 from ._typing import FloatArray, InitMethod
 from .hierarchical import Agglomeration, agglomerate
 from .params import GMMParams
 from .suffstats import SufficientStats, maximize
+
+if HAVE_NUMBA:  # pragma: no branch
+    from ._kmeans_kernels import lloyd_parallel, lloyd_serial
 
 
 def _sq_distances(X0: FloatArray, observed: FloatArray, centers: FloatArray) -> FloatArray:
@@ -68,9 +71,10 @@ def lloyd(X: FloatArray, centers: FloatArray, n_iter: int) -> FloatArray:
     observed = (~np.isnan(X)).astype(np.float64)
     X0 = np.nan_to_num(X, nan=0.0)
     if HAVE_NUMBA:
-        return lloyd_iterations(
-            X0, observed, np.array(centers, dtype=np.float64), n_iter, LLOYD_ATOL
-        )
+        start = np.array(centers, dtype=np.float64)
+        nchunks = lloyd_chunks(X.shape[0])
+        args = (X0, observed, start, n_iter, LLOYD_ATOL, nchunks)
+        return run_variant(lloyd_parallel, lloyd_serial, args, None, nchunks)
     from . import reference
 
     return reference.lloyd(X, centers, n_iter)

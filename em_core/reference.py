@@ -301,7 +301,7 @@ def orientation_iterations(
 # ----------------------------------------------------------------------- k-means start
 def lloyd(X: FloatArray, centers: FloatArray, n_iter: int) -> FloatArray:
     """Lloyd's iterations in numpy: the reference of the compiled
-    :func:`em_core._kmeans_kernels.lloyd_iterations` (the same stopping rule, ``LLOYD_ATOL``)."""
+    ``_lloyd_kernel`` of :mod:`em_core._kmeans_kernels` (the same stopping rule, ``LLOYD_ATOL``)."""
     from . import init
 
     observed = (~np.isnan(X)).astype(np.float64)

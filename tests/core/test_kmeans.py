@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from em_core import init, reference
+from em_core import _kmeans_kernels, init, reference
 from em_core._fast_kernels import HAVE_NUMBA
 
 from .conftest import make_mixture, mcar
@@ -33,3 +33,19 @@ def test_lloyd_stops_after_n_iter_and_keeps_an_emptied_clusters_centre():
     one = init.lloyd(X, far, 1)  # one iteration: the means of the first assignment
     np.testing.assert_allclose(one, reference.lloyd(X, far, 1), atol=1e-12)
     np.testing.assert_array_equal(init.lloyd(X, far, 0), far)
+
+
+def test_the_rows_in_chunks_give_one_result_whatever_the_threads():
+    """From two chunks of rows the parallel variant runs; it equals the serial one bitwise (the
+    chunks depend only on n) and the numpy reference to 1e-10."""
+    X = mcar(make_mixture(n=3 * _kmeans_kernels._CHUNK_ROWS, d=4, k=5, seed=3).X, 0.1, seed=3)
+    nchunks = _kmeans_kernels.lloyd_chunks(X.shape[0])
+    assert nchunks == 3
+    start = init.kmeans_plus_plus(X, 5, np.random.default_rng(0), np.nanmean(X, axis=0))
+    observed = (~np.isnan(X)).astype(np.float64)
+    args = (np.nan_to_num(X), observed, start, 300, init.LLOYD_ATOL, nchunks)
+    parallel = _kmeans_kernels.lloyd_parallel(*args)
+    serial = _kmeans_kernels.lloyd_serial(*args)
+    np.testing.assert_array_equal(parallel, serial)
+    np.testing.assert_array_equal(init.lloyd(X, start, 300), serial)
+    np.testing.assert_allclose(serial, reference.lloyd(X, start, 300), rtol=0, atol=1e-10)
