@@ -1,4 +1,5 @@
-"""Lloyd's k-means iterations compiled (numba): the start of every k-means++ restart.
+"""Lloyd's k-means iterations and k-means++'s local trials compiled (numba): the start of every
+k-means++ restart.
 
 The same iterations as :func:`em_core.reference.lloyd` (partial distances over the observed
 cells, rescaled to all d axes; an emptied cluster keeps its centre; stop when no centre moves by
@@ -132,3 +133,28 @@ def _lloyd_kernel(X0, observed, centers, n_iter, atol, nchunks):  # pragma: no c
 
 if HAVE_NUMBA:  # pragma: no branch
     lloyd_parallel, lloyd_serial = compiled_variants(_lloyd_kernel, "_lloyd")
+
+
+@njit(**_JIT_OPTS)
+def seeding_distances(X0, observed, closest, candidates):  # pragma: no cover - compiled
+    """k-means++ local trials: for each candidate centre t, ``min(closest_i, D(x_i, c_t))``
+    for every row (D the partial distance of :func:`_assign_rows`), and its sum over the rows;
+    returns (the (n, T) distances, the T sums)."""
+    n, d = X0.shape
+    T = candidates.shape[0]
+    xx, scale = _row_terms(X0, observed)
+    c2 = candidates * candidates
+    dist = np.empty((n, T))
+    sums = np.zeros(T)
+    for i in range(n):
+        for t in range(T):
+            dot = 0.0
+            oc = 0.0
+            for j in range(d):
+                dot += X0[i, j] * candidates[t, j]
+                oc += observed[i, j] * c2[t, j]
+            sq = max(xx[i] - 2.0 * dot + oc, 0.0) * scale[i]
+            v = min(closest[i], sq)
+            dist[i, t] = v
+            sums[t] += v
+    return dist, sums

@@ -19,7 +19,7 @@ from .params import GMMParams
 from .suffstats import SufficientStats, maximize
 
 if HAVE_NUMBA:  # pragma: no branch
-    from ._kmeans_kernels import lloyd_parallel, lloyd_serial
+    from ._kmeans_kernels import lloyd_parallel, lloyd_serial, seeding_distances
 
 
 def _sq_distances(X0: FloatArray, observed: FloatArray, centers: FloatArray) -> FloatArray:
@@ -53,10 +53,14 @@ def kmeans_plus_plus(
             candidates = np.searchsorted(np.cumsum(closest), rng.random(n_trials) * potential)
             candidates = np.minimum(candidates, n - 1)
         cand_centers = np.array([_fill_center(X[i], column_means) for i in candidates])
-        dist = np.minimum(closest[:, None], _sq_distances(X0, observed, cand_centers))
-        best = int(np.argmin(dist.sum(axis=0)))
+        if HAVE_NUMBA:
+            dist, potentials = seeding_distances(X0, observed, closest, cand_centers)
+        else:
+            dist = np.minimum(closest[:, None], _sq_distances(X0, observed, cand_centers))
+            potentials = dist.sum(axis=0)
+        best = int(np.argmin(potentials))
         centers[c] = cand_centers[best]
-        closest = dist[:, best]
+        closest = np.ascontiguousarray(dist[:, best])
     return centers
 
 

@@ -49,3 +49,14 @@ def test_the_rows_in_chunks_give_one_result_whatever_the_threads():
     np.testing.assert_array_equal(parallel, serial)
     np.testing.assert_array_equal(init.lloyd(X, start, 300), serial)
     np.testing.assert_allclose(serial, reference.lloyd(X, start, 300), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [2, 5, 9])
+def test_compiled_seeding_picks_the_numpy_seedings_centres(k, monkeypatch):
+    """k-means++'s local trials scored by the compiled pass pick the same rows as numpy's."""
+    X = mcar(make_mixture(n=4000, d=4, k=4, seed=k).X, 0.15, seed=k)
+    means = np.nanmean(X, axis=0)
+    compiled = init.kmeans_plus_plus(X, k, np.random.default_rng(k), means)
+    monkeypatch.setattr(init, "HAVE_NUMBA", False)
+    in_numpy = init.kmeans_plus_plus(X, k, np.random.default_rng(k), means)
+    np.testing.assert_array_equal(compiled, in_numpy)
