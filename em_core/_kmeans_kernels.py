@@ -40,7 +40,7 @@ def lloyd_chunks(n: int) -> int:
 
 
 @njit(**_JIT_OPTS)
-def _row_terms(X0, observed):  # pragma: no cover - compiled
+def row_terms(X0, observed):  # pragma: no cover - compiled
     """‖x_o‖² and d / |o| of every row."""
     n, d = X0.shape
     xx = np.empty(n)
@@ -56,6 +56,17 @@ def _row_terms(X0, observed):  # pragma: no cover - compiled
     return xx, scale
 
 
+@njit(inline="always", **_JIT_OPTS)
+def _partial_distance(X0, observed, xx, scale, i, C, C2, k):  # pragma: no cover - compiled
+    """(‖x_o‖² − 2 x_o·c_k + Σ_o c_k², floored at 0) · d / |o| for row i (``C2`` = C²)."""
+    dot = 0.0
+    oc = 0.0
+    for j in range(X0.shape[1]):
+        dot += X0[i, j] * C[k, j]
+        oc += observed[i, j] * C2[k, j]
+    return max(xx[i] - 2.0 * dot + oc, 0.0) * scale[i]
+
+
 @njit(**_JIT_OPTS)
 def _assign_rows(
     X0, observed, xx, scale, centers, c2, start, stop, sums, counts
@@ -68,12 +79,7 @@ def _assign_rows(
         best = np.inf
         label = 0
         for k in range(K):
-            dot = 0.0
-            oc = 0.0
-            for j in range(d):
-                dot += X0[i, j] * centers[k, j]
-                oc += observed[i, j] * c2[k, j]
-            sq = max(xx[i] - 2.0 * dot + oc, 0.0) * scale[i]
+            sq = _partial_distance(X0, observed, xx, scale, i, centers, c2, k)
             if sq < best:
                 best = sq
                 label = k
@@ -109,7 +115,7 @@ def _lloyd_kernel(X0, observed, centers, n_iter, atol, nchunks):  # pragma: no c
     with the 0/1 mask ``observed``, the rows in ``nchunks`` chunks; returns the final centres."""
     n, d = X0.shape
     K = centers.shape[0]
-    xx, scale = _row_terms(X0, observed)
+    xx, scale = row_terms(X0, observed)
     centers = centers.copy()
     c2 = np.empty((K, d))
     sums = np.empty((nchunks, K, d))
@@ -136,25 +142,18 @@ if HAVE_NUMBA:  # pragma: no branch
 
 
 @njit(**_JIT_OPTS)
-def seeding_distances(X0, observed, closest, candidates):  # pragma: no cover - compiled
+def seeding_distances(X0, observed, xx, scale, closest, candidates):  # pragma: no cover
     """k-means++ local trials: for each candidate centre t, ``min(closest_i, D(x_i, c_t))``
-    for every row (D the partial distance of :func:`_assign_rows`), and its sum over the rows;
-    returns (the (n, T) distances, the T sums)."""
-    n, d = X0.shape
+    for every row (D the partial distance of :func:`_partial_distance`; ``xx``, ``scale`` from
+    :func:`row_terms`), and its sum over the rows; returns (the (n, T) distances, the T sums)."""
+    n = X0.shape[0]
     T = candidates.shape[0]
-    xx, scale = _row_terms(X0, observed)
     c2 = candidates * candidates
     dist = np.empty((n, T))
     sums = np.zeros(T)
     for i in range(n):
         for t in range(T):
-            dot = 0.0
-            oc = 0.0
-            for j in range(d):
-                dot += X0[i, j] * candidates[t, j]
-                oc += observed[i, j] * c2[t, j]
-            sq = max(xx[i] - 2.0 * dot + oc, 0.0) * scale[i]
-            v = min(closest[i], sq)
+            v = min(closest[i], _partial_distance(X0, observed, xx, scale, i, candidates, c2, t))
             dist[i, t] = v
             sums[t] += v
     return dist, sums

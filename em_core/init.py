@@ -19,7 +19,7 @@ from .params import GMMParams
 from .suffstats import SufficientStats, maximize
 
 if HAVE_NUMBA:  # pragma: no branch
-    from ._kmeans_kernels import lloyd_parallel, lloyd_serial, seeding_distances
+    from ._kmeans_kernels import lloyd_parallel, lloyd_serial, row_terms, seeding_distances
 
 
 def _sq_distances(X0: FloatArray, observed: FloatArray, centers: FloatArray) -> FloatArray:
@@ -45,6 +45,8 @@ def kmeans_plus_plus(
     centers = np.empty((n_components, X.shape[1]))
     centers[0] = _fill_center(X[rng.integers(n)], column_means)
     closest = _sq_distances(X0, observed, centers[:1])[:, 0]
+    if HAVE_NUMBA:
+        xx, scale = row_terms(X0, observed)  # once per seeding, not per trial
     for c in range(1, n_components):
         potential = closest.sum()
         if potential <= 0.0:
@@ -54,7 +56,7 @@ def kmeans_plus_plus(
             candidates = np.minimum(candidates, n - 1)
         cand_centers = np.array([_fill_center(X[i], column_means) for i in candidates])
         if HAVE_NUMBA:
-            dist, potentials = seeding_distances(X0, observed, closest, cand_centers)
+            dist, potentials = seeding_distances(X0, observed, xx, scale, closest, cand_centers)
         else:
             dist = np.minimum(closest[:, None], _sq_distances(X0, observed, cand_centers))
             potentials = dist.sum(axis=0)
